@@ -1,0 +1,72 @@
+// `ssld check CONFIG`: loads the config (with its bases and --set overrides), loads the
+// plugins, validates every table and instantiates every component, then reports every
+// problem it found at once.
+#include "cli/commands.hpp"
+#include "components/component_factory.hpp"
+#include "components/device.hpp"
+#include "config/config_loader.hpp"
+#include "config/config_schema.hpp"
+#include "plugin/plugin_loader.hpp"
+
+#include <ssld/loss.hpp>
+
+#include <iostream>
+
+namespace ssld::host {
+
+int run_check(const CheckCommand& command) {
+  const TomlValue root = load_config(command.config, command.overrides);
+  ComponentRegistry registry;
+  PluginLoader loader(registry);
+  loader.load_search_path(config_plugin_paths(root));
+
+  Diagnostics diagnostics;
+  validate_host_tables(root, diagnostics);
+  // With a broken [run], components are still checked (on the CPU, seed 0) so that one pass
+  // reports every problem.
+  const RunSettings run = diagnostics.empty() ? read_run_settings(root) : RunSettings{"", 0, "cpu", ""};
+  c10::Device device(c10::kCPU);
+  try {
+    device = resolve_device(run.device);
+  } catch (const Error& error) {
+    diagnostics.add(SourcePlace::of(root.at("run").at("device")), error.what());
+  }
+  const ComponentFactory factory(registry, device, static_cast<uint64_t>(run.seed));
+
+  std::vector<std::string> summary;
+  bool has_teacher = false;
+  std::vector<std::pair<const Loss*, SourcePlace>> losses;
+  std::vector<std::unique_ptr<Component>> components;
+  for (const auto& slot : component_slots()) {
+    if (!root.contains(slot.key)) continue;
+    const TomlValue& value = root.at(slot.key);
+    std::vector<TomlValue> tables;
+    if (slot.list && value.is_array()) {
+      tables = value.as_array();
+    } else if (slot.list) {
+      diagnostics.add(SourcePlace::of(value), "'" + slot.key + "' is a list of tables: write [[" + slot.key + "]]");
+      continue;
+    } else {
+      tables.push_back(value);
+    }
+    for (std::size_t i = 0; i < tables.size(); ++i) {
+      const std::string label = slot.list ? slot.key + "[" + std::to_string(i) + "]" : slot.key;
+      auto component = factory.create(slot.kind, tables[i], label, slot.host_schema, diagnostics);
+      if (!component) continue;
+      summary.push_back(label + " = " + tables[i].at("type").as_string().str);
+      if (slot.kind == Kind::Teacher) has_teacher = true;
+      if (slot.kind == Kind::Loss) losses.emplace_back(static_cast<const Loss*>(component.get()), SourcePlace::of(tables[i]));
+      components.push_back(std::move(component));
+    }
+  }
+  for (const auto& [loss, place] : losses)
+    if (loss->needs_teacher() && !has_teacher)
+      diagnostics.add(place, "this loss learns from a teacher, but the config has no [teacher] table");
+  diagnostics.throw_if_any();
+
+  std::cout << command.config << ": OK (device " << device.str() << ", seed " << run.seed << ")\n";
+  for (const auto& line : summary) std::cout << "  " << line << "\n";
+  return 0;
+}
+
+}  // namespace ssld::host

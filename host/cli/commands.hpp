@@ -1,0 +1,23 @@
+// The `ssld` subcommands. Each returns the process exit code; user mistakes surface as
+// ConfigError / PluginError / ssld::Error and are printed by main as one paragraph.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ssld::host {
+
+struct PluginsCommand {
+  bool json = false;
+  std::string config;  // optional: also load the config's [plugins] paths
+};
+
+struct CheckCommand {
+  std::string config;
+  std::vector<std::string> overrides;  // --set key.path=value
+};
+
+int run_plugins(const PluginsCommand& command);
+int run_check(const CheckCommand& command);
+
+}  // namespace ssld::host

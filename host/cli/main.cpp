@@ -1,0 +1,76 @@
+// The `ssld` program: parses the command line, sets up logging, runs one subcommand, and
+// turns every user-facing error into one clear paragraph and a non-zero exit code.
+#include "cli/commands.hpp"
+#include "config/diagnostics.hpp"
+#include "log/logging.hpp"
+#include "plugin/plugin_error.hpp"
+
+#include <ssld/abi.h>
+#include <ssld/error.hpp>
+#include <ssld/fingerprint.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#ifndef SSLD_VERSION
+#define SSLD_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr int kUserError = 2;      // a config, plugin or option problem the user can fix
+constexpr int kInternalError = 1;  // anything else
+
+int report(const std::string& message, int code) {
+  std::cerr << "ssld: error: " << message << "\n";
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace ssld::host;
+  CLI::App app{"ssld: knowledge distillation of image classifiers (SSLD) with plugin components"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version",
+                       std::string("ssld ") + SSLD_VERSION + " (plugin ABI " + std::to_string(SSLD_ABI_MAJOR) + "." +
+                           std::to_string(SSLD_ABI_MINOR) + "; " + ssld::describe(ssld::this_build_fingerprint()) + ")");
+  LogOptions log_options;
+  app.add_option("--log-level", log_options.level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_flag("-q,--quiet", log_options.quiet, "only warnings and errors");
+  app.add_flag("-v,--verbose", log_options.verbose, "debug messages too");
+
+  PluginsCommand plugins;
+  auto* plugins_app = app.add_subcommand("plugins", "list every component of every loaded plugin, with its options");
+  plugins_app->add_flag("--json", plugins.json, "machine-readable output");
+  plugins_app->add_option("--config", plugins.config, "also load the plugins named in this config's [plugins] paths");
+
+  CheckCommand check;
+  auto* check_app = app.add_subcommand("check", "validate a config and build every component in it, without training");
+  check_app->add_option("config", check.config, "the config file (TOML)")->required();
+  check_app->add_option("--set", check.overrides, "override a config key: --set student.width=64")
+      ->type_name("KEY=VALUE");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  }
+
+  try {
+    configure_logging(log_options);
+    if (plugins_app->parsed()) return run_plugins(plugins);
+    if (check_app->parsed()) return run_check(check);
+  } catch (const ConfigError& error) {
+    return report(error.what(), kUserError);
+  } catch (const PluginError& error) {
+    return report(error.what(), kUserError);
+  } catch (const ssld::Error& error) {
+    return report(error.what(), kUserError);
+  } catch (const std::exception& error) {
+    return report(std::string("unexpected failure: ") + error.what(), kInternalError);
+  }
+  return kInternalError;
+}

@@ -1,0 +1,96 @@
+#include "components/component_factory.hpp"
+
+#include "config/toml_options.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace ssld::host {
+
+namespace {
+
+// The Context a factory receives; lives only during the factory call.
+class HostContext : public Context {
+ public:
+  HostContext(const ComponentFactory& factory, std::string owner) : factory_(factory), owner_(std::move(owner)) {}
+
+  c10::Device device() const override { return factory_.device(); }
+  uint64_t seed() const override { return factory_.seed(); }
+  void log(LogLevel level, const std::string& message) const override {
+    static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
+                                                          spdlog::level::warn, spdlog::level::err};
+    const auto index = static_cast<std::size_t>(level);
+    spdlog::log(index < 4 ? levels[index] : spdlog::level::info, "{}: {}", owner_, message);
+  }
+  std::unique_ptr<Component> create(Kind kind, const Options& table) const override {
+    const auto* options = dynamic_cast<const TomlOptions*>(&table);
+    if (options == nullptr) throw Error(owner_ + ": Context::create needs a table from its own options");
+    return factory_.create(kind, options->table(), options->owner());
+  }
+
+ private:
+  const ComponentFactory& factory_;
+  std::string owner_;
+};
+
+std::string list(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& name : names) text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
+}  // namespace
+
+std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& table, const std::string& label,
+                                                    const Schema& host_schema, Diagnostics& diagnostics) const {
+  const std::string kind_name = to_string(kind);
+  if (!table.is_table()) {
+    diagnostics.add(SourcePlace::of(table), label + " must be a table with a `type`, found " + toml_type_name(table));
+    return nullptr;
+  }
+  if (!table.contains("type") || !table.at("type").is_string()) {
+    diagnostics.add(SourcePlace::of(table.contains("type") ? table.at("type") : table),
+                    label + " needs `type = \"<" + kind_name + " name>\"`; available: " + list(registry_.names(kind)));
+    return nullptr;
+  }
+  const TomlValue& type = table.at("type");
+  const std::string name = type.as_string().str;
+  const RegisteredComponent* component = registry_.find(kind, name);
+  if (component == nullptr) {
+    const auto available = registry_.names(kind);
+    diagnostics.add(SourcePlace::of(type),
+                    "unknown " + kind_name + " '" + name + "' in " + label + did_you_mean(name, available) +
+                        (available.empty() ? " No " + kind_name + " plugin is loaded: check the plugin path."
+                                           : " Available " + kind_name + "s: " + list(available) + "."));
+    return nullptr;
+  }
+
+  const std::string owner = kind_name + " '" + name + "'";
+  Schema accepted = *component->schema;  // the component's options plus the slot's host keys
+  for (const auto& spec : host_schema.options()) accepted.add_spec(spec);
+  Diagnostics problems;
+  validate_options(table, accepted, owner, {"type"}, problems);
+  if (!problems.empty()) {
+    for (const auto& problem : problems.items()) diagnostics.add(problem.place, problem.message);
+    return nullptr;
+  }
+
+  const TomlOptions options(table, component->schema, owner);
+  const HostContext context(*this, owner);
+  FactoryResult made = component->factory(options, context);
+  if (!made.error.empty() || !made.component) {
+    const std::string origin = component->plugin ? " (from " + component->plugin->describe() + ")" : "";
+    diagnostics.add(SourcePlace::of(table), "cannot create " + owner + origin + ": " +
+                                                (made.error.empty() ? "its factory returned nothing" : made.error));
+    return nullptr;
+  }
+  return std::move(made.component);
+}
+
+std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& table, const std::string& label) const {
+  Diagnostics diagnostics;
+  auto component = create(kind, table, label, Schema(), diagnostics);
+  diagnostics.throw_if_any();
+  return component;
+}
+
+}  // namespace ssld::host

@@ -1,0 +1,29 @@
+// Reads a run's config: a TOML file, the files it inherits through `base = "..."` (relative to
+// the including file, merged table by table, the including file winning), then the
+// command line's `--set key.path=value` overrides on top.
+#pragma once
+
+#include "config/toml_value.hpp"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ssld::host {
+
+// Throws ConfigError for a missing file, malformed TOML (file:line:column), a `base` cycle or
+// a malformed override. The result has no `base` key left.
+TomlValue load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
+
+// Applies one "key.path=value" override. Numeric path segments index arrays ("loss.0.type").
+// The value is kept as text until validation, which reads it as the type the schema declares.
+void apply_override(TomlValue& root, const std::string& assignment);
+
+// True for a value that came from --set and still holds its raw text.
+bool is_override_text(const TomlValue& value);
+
+// Reads an override's raw text as a TOML value ("64" -> integer, "[1, 2]" -> array); returns
+// false when the text is not a TOML value.
+bool parse_override_text(const TomlValue& value, TomlValue& parsed);
+
+}  // namespace ssld::host

@@ -1,0 +1,84 @@
+#include "config/config_schema.hpp"
+
+#include "config/toml_options.hpp"
+
+#include <regex>
+
+namespace ssld::host {
+
+const std::vector<HostTable>& host_tables() {
+  static const std::vector<HostTable> tables = {
+      {"run", "what the run is called, where it writes, its seed and device",
+       Schema()
+           .add_string("name", "run", "name of the run; its output folder is <output_dir>/<name>")
+           .add_path("output_dir", "runs", "folder that holds run folders")
+           .add_int("seed", 0, "seed of every random stream (augmentations, sampling, initialization)")
+           .add_string("device", "auto", "\"auto\" (CUDA when available), \"cpu\", \"cuda\" or \"cuda:N\"")},
+      {"plugins", "where to find plugin libraries beyond the built-in ones",
+       Schema().add_path_list("paths", {}, "plugin files or folders of *.so, relative to this config")},
+  };
+  return tables;
+}
+
+const std::vector<ComponentSlot>& component_slots() {
+  static const std::vector<ComponentSlot> slots = {
+      {"student", Kind::Student, false, Schema(), "the model being trained"},
+      {"teacher", Kind::Teacher, false, Schema(), "the frozen model whose predictions are learned"},
+      {"loss", Kind::Loss, true,
+       Schema().add_float("weight", 1.0, "factor of this term in the total loss"),
+       "loss terms; the objective is their weighted sum"},
+  };
+  return slots;
+}
+
+void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
+  std::vector<std::string> known;
+  for (const auto& table : host_tables()) known.push_back(table.key);
+  for (const auto& slot : component_slots()) known.push_back(slot.key);
+  for (const auto& [key, value] : root.as_table()) {
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    diagnostics.add(SourcePlace::of(value), "unknown top-level key '" + key + "'" + did_you_mean(key, known) +
+                                                " (a config has: base, run, plugins, student, teacher, loss)");
+  }
+  for (const auto& table : host_tables()) {
+    if (!root.contains(table.key)) continue;
+    validate_options(root.at(table.key), table.schema, "[" + table.key + "]", {}, diagnostics);
+  }
+  if (root.contains("run") && root.at("run").is_table() && root.at("run").contains("device")) {
+    const TomlValue& device = root.at("run").at("device");
+    static const std::regex pattern("auto|cpu|cuda(:[0-9]+)?");
+    if (device.is_string() && !std::regex_match(device.as_string().str, pattern))
+      diagnostics.add(SourcePlace::of(device), "device '" + device.as_string().str +
+                                                   "' is not one of auto, cpu, cuda, cuda:N");
+  }
+}
+
+namespace {
+const HostTable& host_table(const std::string& key) {
+  for (const auto& table : host_tables())
+    if (table.key == key) return table;
+  throw std::logic_error("no host table " + key);
+}
+
+TomlOptions host_options(const TomlValue& root, const std::string& key) {
+  const HostTable& table = host_table(key);
+  const TomlValue value = root.contains(key) && root.at(key).is_table() ? root.at(key) : TomlValue(TomlTable{});
+  return TomlOptions(value, std::make_shared<const Schema>(table.schema), "[" + key + "]");
+}
+}  // namespace
+
+RunSettings read_run_settings(const TomlValue& root) {
+  const TomlOptions run = host_options(root, "run");
+  return RunSettings{run.get_string("name"), run.get_int("seed"), run.get_string("device"),
+                     run.get_string("output_dir")};
+}
+
+std::vector<std::string> config_plugin_paths(const TomlValue& root) {
+  Diagnostics problems;
+  if (!root.contains("plugins")) return {};
+  validate_options(root.at("plugins"), host_table("plugins").schema, "[plugins]", {}, problems);
+  if (!problems.empty()) return {};
+  return host_options(root, "plugins").get_string_list("paths");
+}
+
+}  // namespace ssld::host
