@@ -1,12 +1,15 @@
-# ssld_add_plugin(NAME SOURCES src... [LINK_LIBRARIES lib...] [OUTPUT_DIRECTORY dir] [INSTALL])
+# ssld_add_plugin(NAME SOURCES src... [LINK_LIBRARIES lib...] [OUTPUT_DIRECTORY dir] [INSTALL]
+#                 [TORCH_PCH])
 #
 # Builds a plugin library lib<NAME>.so: a dlopen-able module that links libtorch as a shared
 # library, hides every symbol but the two handshake entry points (version script, hidden
 # visibility), and refuses undefined symbols at link time rather than at load time.
+# TORCH_PCH (inside the ssld tree only) reuses its precompiled <torch/torch.h>: worth it for
+# sources that include torch/torch.h, a loss for those that include narrower headers.
 set(_SSLD_PLUGIN_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
 
 function(ssld_add_plugin name)
-  cmake_parse_arguments(ARG "INSTALL" "OUTPUT_DIRECTORY" "SOURCES;LINK_LIBRARIES" ${ARGN})
+  cmake_parse_arguments(ARG "INSTALL;TORCH_PCH" "OUTPUT_DIRECTORY" "SOURCES;LINK_LIBRARIES" ${ARGN})
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "ssld_add_plugin(${name}): SOURCES is required")
   endif()
@@ -25,7 +28,7 @@ function(ssld_add_plugin name)
   if(ARG_OUTPUT_DIRECTORY)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${ARG_OUTPUT_DIRECTORY}")
   endif()
-  if(TARGET ssld_torch_pch)  # inside the ssld tree: share its precompiled torch header
+  if(ARG_TORCH_PCH AND TARGET ssld_torch_pch)
     target_precompile_headers(${name} REUSE_FROM ssld_torch_pch)
   endif()
   if(ARG_INSTALL)

@@ -51,6 +51,22 @@ class Rng {
     return mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
 
+ // The Philox4x32-10 bijection (Random123's philox4x32_R(10, ...)), exposed for its
+  // known-answer test.
+  static std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> x, std::array<uint32_t, 2> k) {
+    for (int round = 0; round < 10; ++round) {
+      if (round > 0) {
+        k[0] += 0x9E3779B9u;
+        k[1] += 0xBB67AE85u;
+      }
+      const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * x[0];
+      const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * x[2];
+      x = {static_cast<uint32_t>(p1 >> 32) ^ x[1] ^ k[0], static_cast<uint32_t>(p1),
+           static_cast<uint32_t>(p0 >> 32) ^ x[3] ^ k[1], static_cast<uint32_t>(p0)};
+    }
+    return x;
+  }
+
  private:
   static constexpr uint64_t mix(uint64_t x) {  // splitmix64 finalizer
     x += 0x9e3779b97f4a7c15ull;
@@ -60,17 +76,7 @@ class Rng {
   }
 
   void refill() {
-    std::array<uint32_t, 4> x = counter_;
-    std::array<uint32_t, 2> k = key_;
-    for (int round = 0; round < 10; ++round) {
-      const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * x[0];
-      const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * x[2];
-      x = {static_cast<uint32_t>(p1 >> 32) ^ x[1] ^ k[0], static_cast<uint32_t>(p1),
-           static_cast<uint32_t>(p0 >> 32) ^ x[3] ^ k[1], static_cast<uint32_t>(p0)};
-      k[0] += 0x9E3779B9u;
-      k[1] += 0xBB67AE85u;
-    }
-    block_ = x;
+    block_ = philox4x32(counter_, key_);
     used_ = 0;
     ++counter_[3];
   }

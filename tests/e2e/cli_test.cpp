@@ -1,0 +1,230 @@
+// The `ssld` program as a user meets it: listing plugins, checking configs, and one clear
+// paragraph with a non-zero exit code for each way a plugin or a config can be wrong.
+#include "test_support.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+using ssld::test::RunResult;
+using ssld::test::TempDir;
+
+namespace {
+
+const std::string kSsld = SSLD_BINARY;
+const std::string kTestPlugins = SSLD_TEST_PLUGIN_ROOT;
+
+RunResult ssld_run(const std::vector<std::string>& args, const std::string& plugin_path = "") {
+  return ssld::test::run_program(kSsld, args, {{"SSLD_PLUGIN_PATH", plugin_path}});
+}
+
+RunResult plugins_with(const std::string& test_plugin) {
+  return ssld_run({"plugins"}, kTestPlugins + "/" + test_plugin);
+}
+
+// A user error: exit code 2, one "ssld: error:" paragraph, no crash or stack trace.
+void expect_user_error(const RunResult& result, const std::string& expected) {
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_EQ(result.err.rfind("ssld: error: ", 0), 0u) << result.err;
+  EXPECT_NE(result.err.find(expected), std::string::npos) << "expected: " << expected << "\nstderr: " << result.err;
+  EXPECT_EQ(result.err.find("terminate called"), std::string::npos) << result.err;
+}
+
+const char* kValidConfig = "[run]\nname = \"t\"\ndevice = \"cpu\"\n[student]\ntype = \"small_cnn\"\nwidth = 8\n";
+
+}  // namespace
+
+TEST(Cli, VersionNamesTheAbiAndTheBuild) {
+  const RunResult result = ssld_run({"--version"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_NE(result.out.find("plugin ABI 1."), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("libtorch "), std::string::npos) << result.out;
+}
+
+TEST(Cli, PluginsListsBuiltinsWithOptionsAsTextAndJson) {
+  const RunResult text = ssld_run({"plugins"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("student small_cnn  [small_cnn 0.1.0"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("loss ssld"), std::string::npos) << text.out;
+
+  const RunResult json = ssld_run({"plugins", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const auto parsed = nlohmann::json::parse(json.out);
+  bool found = false;
+  for (const auto& component : parsed.at("components")) {
+    if (component.at("kind") != "student" || component.at("name") != "small_cnn") continue;
+    found = true;
+    EXPECT_EQ(component.at("plugin"), "small_cnn");
+    bool has_width = false;
+    for (const auto& option : component.at("options"))
+      if (option.at("name") == "width") {
+        has_width = true;
+        EXPECT_EQ(option.at("type"), "int");
+        EXPECT_EQ(option.at("default"), 32);
+        EXPECT_FALSE(option.at("doc").get<std::string>().empty());
+      }
+    EXPECT_TRUE(has_width);
+  }
+  EXPECT_TRUE(found) << json.out;
+}
+
+TEST(Cli, CheckAcceptsAValidConfigAndBuildsItsComponents) {
+  TempDir dir;
+  const RunResult result = ssld_run({"check", dir.write("ok.toml", kValidConfig).string()});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("OK (device cpu, seed 0)"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("student = small_cnn"), std::string::npos) << result.out;
+}
+
+TEST(Cli, ShippedQuickstartConfigsPassCheck) {
+  for (const auto& entry : std::filesystem::directory_iterator(SSLD_SOURCE_DIR "/configs/quickstart")) {
+    if (entry.path().extension() != ".toml") continue;
+    const RunResult result = ssld_run({"check", entry.path().string(), "--set", "run.device=cpu"});
+    EXPECT_EQ(result.exit_code, 0) << entry.path() << "\n" << result.err;
+  }
+}
+
+// --- broken plugins ---
+
+TEST(CliPluginErrors, MissingEntryPoint) {
+  expect_user_error(plugins_with("no_entry_point"), "is not an ssld plugin: it does not export ssld_plugin_info_v1");
+}
+
+TEST(CliPluginErrors, AbiMajorMismatch) {
+  const RunResult result = plugins_with("abi_major_mismatch");
+  expect_user_error(result, "plugin 'abi_major_mismatch' 9.9.9");
+  EXPECT_NE(result.err.find("was built for ssld SDK ABI 2.0, but this ssld speaks ABI 1.0"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("libssld_test_abi_major_mismatch.so"), std::string::npos) << result.err;
+}
+
+TEST(CliPluginErrors, PluginBuiltForNewerMinor) {
+  expect_user_error(plugins_with("abi_newer_minor"), "was built against a newer ssld SDK (ABI 1.1) than this ssld supports (ABI 1.0)");
+}
+
+TEST(CliPluginErrors, FingerprintMismatchNamesBothBuilds) {
+  const RunResult result = plugins_with("fingerprint_mismatch");
+  expect_user_error(result, "was built with libtorch 0.4.1");
+  EXPECT_NE(result.err.find("but this ssld was built with libtorch " ), std::string::npos) << result.err;
+}
+
+TEST(CliPluginErrors, HandshakeWithoutRegisterEntry) {
+  expect_user_error(plugins_with("no_register_entry"), "does not export ssld_plugin_register_v1");
+}
+
+TEST(CliPluginErrors, NotASharedLibrary) {
+  TempDir dir;
+  const auto fake = dir.write("libfake.so", std::string(200, '#') + "\nthis is text, not an ELF shared library\n");
+  const RunResult result = ssld_run({"plugins"}, fake.string());
+  expect_user_error(result, "cannot load plugin " + fake.string());
+  EXPECT_NE(result.err.find("invalid ELF header"), std::string::npos) << result.err;
+}
+
+TEST(CliPluginErrors, RegistrationThrows) {
+  expect_user_error(plugins_with("registration_throws"),
+                    "failed while registering its components: cannot find my model zoo index (simulated failure)");
+}
+
+TEST(CliPluginErrors, SameKindAndNameTwiceNamesBothFiles) {
+  const RunResult result =
+      ssld_run({"plugins"}, kTestPlugins + "/twin_a:" + kTestPlugins + "/twin_b");
+  expect_user_error(result, "student 'twin' is registered twice: first by ");
+  EXPECT_NE(result.err.find("twin_a/libssld_test_twin_a.so (plugin twin_a 1.0.0), again by "), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("twin_b/libssld_test_twin_b.so (plugin twin_b 1.0.0)"), std::string::npos) << result.err;
+}
+
+TEST(CliPluginErrors, MissingPluginPathEntry) {
+  expect_user_error(ssld_run({"plugins"}, "/does/not/exist"), "plugin path '/does/not/exist' does not exist");
+}
+
+TEST(CliPluginErrors, FactoryExceptionIsReportedWithTheComponent) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", "[student]\ntype = \"twin\"\nfail = true\n");
+  const RunResult result = ssld_run({"check", config.string()}, kTestPlugins + "/twin_a");
+  expect_user_error(result, "c.toml:1:1: cannot create student 'twin' (from ");
+  EXPECT_NE(result.err.find("c.toml:3:8 (student 'twin', option 'fail'): asked to fail"), std::string::npos)
+      << result.err;
+}
+
+// --- config mistakes ---
+
+TEST(CliConfigErrors, UnknownComponentListsAvailableAndSuggests) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", "[student]\ntype = \"smal_cnn\"\n");
+  expect_user_error(ssld_run({"check", config.string()}),
+                    "c.toml:2:8: unknown student 'smal_cnn' in student; did you mean 'small_cnn'? Available students: small_cnn");
+}
+
+TEST(CliConfigErrors, UnknownOptionKeySuggestsWithFileAndLine) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", "[student]\ntype = \"small_cnn\"\nwidht = 8\n");
+  expect_user_error(ssld_run({"check", config.string()}),
+                    "c.toml:3:9: unknown option 'widht' for student 'small_cnn'; did you mean 'width'?");
+}
+
+TEST(CliConfigErrors, WrongOptionType) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", "[student]\ntype = \"small_cnn\"\nwidth = \"wide\"\n");
+  expect_user_error(ssld_run({"check", config.string()}),
+                    "c.toml:3:9: option 'width' of student 'small_cnn': must be an int, found string \"wide\"");
+}
+
+TEST(CliConfigErrors, OverrideIsTypeCheckedAgainstTheSchema) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", kValidConfig);
+  expect_user_error(ssld_run({"check", config.string(), "--set", "student.depth=deep"}),
+                    "--set student.depth=deep: option 'depth' of student 'small_cnn': 'deep' is not an int");
+  EXPECT_EQ(ssld_run({"check", config.string(), "--set", "student.depth=3"}).exit_code, 0);
+}
+
+TEST(CliConfigErrors, MissingRequiredOption) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", "[student]\nwidth = 8\n");
+  expect_user_error(ssld_run({"check", config.string()}), "c.toml:1:1: student needs `type = \"<student name>\"`");
+}
+
+TEST(CliConfigErrors, MalformedToml) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", "[student]\ntype = \"small_cnn\nwidth = 8\n");
+  expect_user_error(ssld_run({"check", config.string()}), "c.toml:2:");
+  EXPECT_NE(ssld_run({"check", config.string()}).err.find("malformed TOML"), std::string::npos);
+}
+
+TEST(CliConfigErrors, BaseCycle) {
+  TempDir dir;
+  dir.write("a.toml", "base = \"b.toml\"\n");
+  dir.write("b.toml", "base = \"a.toml\"\n");
+  expect_user_error(ssld_run({"check", (dir / "a.toml").string()}), "`base` cycle: a.toml -> b.toml -> a.toml");
+}
+
+TEST(CliConfigErrors, HostTablesAreValidatedLikeComponentsAndAllProblemsComeAtOnce) {
+  TempDir dir;
+  const auto config = dir.write("c.toml",
+                                "[run]\nseeed = 1\ndevice = \"tpu\"\n[studnt]\ntype = \"x\"\n"
+                                "[student]\ntype = \"small_cnn\"\nwidth = -1\n");
+  const RunResult result = ssld_run({"check", config.string()});
+  expect_user_error(result, "4 problems in the config:");
+  EXPECT_NE(result.err.find("c.toml:2:9: unknown option 'seeed' for [run]; did you mean 'seed'?"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("c.toml:3:10: device 'tpu' is not one of auto, cpu, cuda, cuda:N"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("unknown top-level key 'studnt'; did you mean 'student'?"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("width must be positive, got -1"), std::string::npos) << result.err;
+}
+
+TEST(CliConfigErrors, LossThatNeedsATeacherWithoutOne) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", std::string(kValidConfig) + "[[loss]]\ntype = \"ssld\"\n");
+  expect_user_error(ssld_run({"check", config.string()}), "this loss learns from a teacher, but the config has no [teacher] table");
+}
+
+TEST(CliConfigErrors, PluginPathsInTheConfigResolveAgainstIt) {
+  TempDir dir;
+  const std::string relative =
+      std::filesystem::relative(kTestPlugins + "/twin_a", dir.path()).string();
+  const auto config = dir.write("c.toml", "[plugins]\npaths = [\"" + relative + "\"]\n[student]\ntype = \"twin\"\n");
+  const RunResult result = ssld_run({"check", config.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+}
