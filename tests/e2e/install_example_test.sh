@@ -39,4 +39,10 @@ for plugin in "$work/example/libtiny_mlp.so" "$work"/prefix/lib/ssld/plugins/*.s
     echo "$plugin exports more than the handshake:"; echo "$exported" | head; exit 1
   fi
 done
+# README's "Write a plugin" shows the example in full: it must be the file that was just built.
+for file in tiny_mlp.cpp CMakeLists.txt; do
+  awk -v name="\`$file\`:" '$0 == name {grab = 1; next} grab && /^```/ {if (inside) exit; inside = 1; next} inside' \
+    "$source/README.md" | diff - "$source/sdk/example/$file" >/dev/null \
+    || { echo "README.md's copy of sdk/example/$file differs from the file"; exit 1; }
+done
 echo "install + out-of-tree example plugin: ok"
