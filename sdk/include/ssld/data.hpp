@@ -33,10 +33,13 @@ class Dataset : public Component {
   virtual std::string identity() const = 0;
 };
 
-// One sample of one of the sampler's sources.
+// One draw of a sample of one of the sampler's sources. `pass` counts how many times the
+// sampler has cycled through that source (its own epoch): (source, index, pass) never repeats
+// within a run, and keys the sample's random augmentation stream.
 struct SampleRef {
   int32_t source = 0;
   int64_t index = 0;
+  int64_t pass = 0;
 };
 
 struct SamplerSetup {
@@ -48,11 +51,15 @@ struct SamplerSetup {
 };
 
 // Batches as a pure function of (epoch, step): every rank gets the same number of steps and,
-// across ranks, each index of an epoch exactly once.
+// across ranks, each index of an epoch exactly once (a training sampler may drop the last
+// incomplete global batch; an evaluation sampler covers everything, so its last batches can
+// be smaller, or empty on some ranks).
 class Sampler : public Component {
  public:
+  // Called once before any other method.
   virtual void bind(const SamplerSetup& setup) = 0;
   virtual int64_t steps_per_epoch() const = 0;
+  // This rank's batch; thread-safe.
   virtual std::vector<SampleRef> batch(int64_t epoch, int64_t step) const = 0;
   // Extra state a checkpoint must keep beyond (epoch, step); most samplers have none.
   virtual std::string state() const { return {}; }
