@@ -6,6 +6,7 @@
 #include "components/device.hpp"
 #include "config/config_loader.hpp"
 #include "config/config_schema.hpp"
+#include "data/data_config.hpp"
 #include "plugin/plugin_loader.hpp"
 
 #include <ssld/loss.hpp>
@@ -58,6 +59,17 @@ int run_check(const CheckCommand& command) {
       if (slot.kind == Kind::Loss) losses.emplace_back(static_cast<const Loss*>(component.get()), SourcePlace::of(tables[i]));
       components.push_back(std::move(component));
     }
+  }
+  std::vector<std::unique_ptr<DataPipeline>> pipelines;
+  for (const std::string name : {"train", "val"}) {
+    auto pipeline = build_pipeline(root, name, factory, Sharding{}, diagnostics);
+    if (!pipeline) continue;
+    int64_t samples = 0;
+    for (const auto& source : pipeline->sources) samples += source->size();
+    summary.push_back("data." + name + ": " + std::to_string(pipeline->sources.size()) + " source(s), " +
+                      std::to_string(samples) + " samples, " + std::to_string(pipeline->sampler->steps_per_epoch()) +
+                      " steps of " + std::to_string(pipeline->batch_size) + " per epoch");
+    pipelines.push_back(std::move(pipeline));
   }
   for (const auto& [loss, place] : losses)
     if (loss->needs_teacher() && !has_teacher)

@@ -1,6 +1,7 @@
 #include "config/config_schema.hpp"
 
 #include "config/toml_options.hpp"
+#include "data/data_config.hpp"
 
 #include <regex>
 
@@ -14,6 +15,7 @@ const std::vector<HostTable>& host_tables() {
            .add_path("output_dir", "runs", "folder that holds run folders")
            .add_int("seed", 0, "seed of every random stream (augmentations, sampling, initialization)")
            .add_string("device", "auto", "\"auto\" (CUDA when available), \"cpu\", \"cuda\" or \"cuda:N\"")},
+      {"data", "the data pipelines: data.train and data.val", data_table_schema()},
       {"plugins", "where to find plugin libraries beyond the built-in ones",
        Schema().add_path_list("paths", {}, "plugin files or folders of *.so, relative to this config")},
   };
@@ -38,7 +40,7 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
   for (const auto& [key, value] : root.as_table()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     diagnostics.add(SourcePlace::of(value), "unknown top-level key '" + key + "'" + did_you_mean(key, known) +
-                                                " (a config has: base, run, plugins, student, teacher, loss)");
+                                                " (a config has: base, run, plugins, data, student, teacher, loss)");
   }
   for (const auto& table : host_tables()) {
     if (!root.contains(table.key)) continue;

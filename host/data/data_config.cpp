@@ -1,0 +1,182 @@
+#include "data/data_config.hpp"
+
+#include "config/toml_options.hpp"
+
+#include <ssld/rng.hpp>
+
+#include <c10/core/DeviceType.h>
+
+#include <thread>
+
+namespace ssld::host {
+
+namespace {
+
+const Schema& pipeline_schema() {
+  static const Schema schema =
+      Schema()
+          .add_int("batch_size", 64, "samples per batch and rank")
+          .add_int("reduced_decode_min_side", 0,
+                   "decode JPEGs at 1/2, 1/4 or 1/8 scale while the shorter side stays >= this (0: full size)")
+          .require(OptionType::TableList, "sources", "datasets, each [[data.<name>.sources]] with a `type`")
+          .optional(OptionType::Table, "sampler", "the sampler, with a `type` (default: random; sequential for val)")
+          .optional(OptionType::TableList, "augment", "per-sample augmentations on the CPU, in order")
+          .optional(OptionType::TableList, "batch_augment", "batch augmentations on the device, in order");
+  return schema;
+}
+
+// Keys every dataset table accepts besides its own options: the host applies them.
+const Schema& source_host_schema() {
+  static const Schema schema =
+      Schema()
+          .add_table("subset",
+                     Schema()
+                         .optional(OptionType::IntList, "range", "[begin, end) indices")
+                         .optional(OptionType::FloatList, "fraction", "[from, to) as fractions of the size")
+                         .optional(OptionType::Int, "seed", "shuffle with this seed before taking the part"),
+                     "take part of the dataset: range or fraction, optionally after a seeded shuffle")
+          .add_bool("drop_labels", false, "treat the samples as unlabeled")
+          .add_bool("grayscale_to_rgb", false, "repeat a single channel to three")
+          .add_string("on_bad_image", "replace", "what to do with an unreadable image",
+                      {"fail", "skip", "replace"})
+          .add_float("max_bad_fraction", 0.01, "stop the run when more of this source's images are bad");
+  return schema;
+}
+
+std::vector<TomlValue> table_list(const TomlValue& pipeline, const std::string& key) {
+  if (!pipeline.contains(key) || !pipeline.at(key).is_array()) return {};
+  return pipeline.at(key).as_array();
+}
+
+SourceSettings read_source_settings(const TomlValue& table, const std::string& label, int64_t size,
+                                    Diagnostics& diagnostics) {
+  const TomlOptions options(table, std::make_shared<const Schema>(source_host_schema()), label);
+  SourceSettings settings;
+  settings.label = label;
+  settings.drop_labels = options.get_bool("drop_labels");
+  settings.grayscale_to_rgb = options.get_bool("grayscale_to_rgb");
+  const std::string policy = options.get_string("on_bad_image");
+  settings.on_bad_image = policy == "fail" ? BadImagePolicy::Fail
+                          : policy == "skip" ? BadImagePolicy::Skip
+                                             : BadImagePolicy::Replace;
+  settings.max_bad_fraction = options.get_float("max_bad_fraction");
+  if (table.contains("subset")) {
+    const auto subset = options.get_table("subset");
+    SubsetSpec spec;
+    if (subset->has("range")) spec.range = subset->get_int_list("range");
+    if (subset->has("fraction")) spec.fraction = subset->get_float_list("fraction");
+    if (subset->has("seed")) {
+      spec.shuffled = true;
+      spec.seed = subset->get_int("seed");
+    }
+    try {
+      settings.subset = subset_indices(spec, size, settings.subset_description);
+    } catch (const Error& error) {
+      diagnostics.add(SourcePlace::of(table.at("subset")), label + ": " + error.what());
+    }
+  }
+  return settings;
+}
+
+template <class Interface>
+std::unique_ptr<Interface> create_as(const ComponentFactory& factory, const TomlValue& table, const std::string& label,
+                                     const Schema& host_schema, Diagnostics& diagnostics) {
+  auto component = factory.create(kind_of<Interface>(), table, label, host_schema, diagnostics);
+  return std::unique_ptr<Interface>(static_cast<Interface*>(component.release()));
+}
+
+std::string type_of(const TomlValue& table) {
+  return table.is_table() && table.contains("type") && table.at("type").is_string() ? table.at("type").as_string().str
+                                                                                     : "?";
+}
+
+}  // namespace
+
+const Schema& data_table_schema() {
+  static const Schema schema =
+      Schema()
+          .add_int("threads", 0, "loader threads preparing samples (0: one per CPU core)")
+          .add_int("prefetch", 4, "batches prepared ahead of training")
+          .add_float("read_timeout_s", 120.0, "fail when no batch arrives for this long (a stuck read)")
+          .optional(OptionType::Table, "train", "the training pipeline")
+          .optional(OptionType::Table, "val", "the validation pipeline");
+  return schema;
+}
+
+int64_t DataPipeline::num_classes() const {
+  int64_t classes = 0;
+  for (const auto& source : sources) classes = std::max(classes, source->num_classes());
+  return classes;
+}
+
+std::unique_ptr<DataPipeline> build_pipeline(const TomlValue& root, const std::string& name,
+                                             const ComponentFactory& factory, Sharding sharding,
+                                             Diagnostics& diagnostics) {
+  if (!root.contains("data") || !root.at("data").is_table() || !root.at("data").contains(name)) return nullptr;
+  const std::string prefix = "data." + name;
+  const TomlValue& table = root.at("data").at(name);
+  const size_t problems_before = diagnostics.items().size();
+  validate_options(table, pipeline_schema(), "[" + prefix + "]", {}, diagnostics);
+  if (diagnostics.items().size() != problems_before) return nullptr;
+
+  auto pipeline = std::make_unique<DataPipeline>();
+  pipeline->name = name;
+  const TomlOptions options(table, std::make_shared<const Schema>(pipeline_schema()), "[" + prefix + "]");
+  pipeline->batch_size = options.get_int("batch_size");
+  if (pipeline->batch_size <= 0) diagnostics.add(SourcePlace::of(table.at("batch_size")), "batch_size must be positive");
+
+  const auto sources = table_list(table, "sources");
+  if (sources.empty()) diagnostics.add(SourcePlace::of(table), prefix + " needs at least one [[" + prefix + ".sources]]");
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const std::string label = prefix + ".sources[" + std::to_string(i) + "] (" + type_of(sources[i]) + ")";
+    auto dataset = create_as<Dataset>(factory, sources[i], label, source_host_schema(), diagnostics);
+    if (!dataset) continue;
+    const int64_t size = dataset->size();
+    SourceSettings settings = read_source_settings(sources[i], label, size, diagnostics);
+    pipeline->sources.push_back(std::make_unique<DatasetView>(std::move(dataset), std::move(settings)));
+  }
+
+  TomlValue sampler_table = table.contains("sampler") ? table.at("sampler")
+                                                      : TomlValue(TomlTable{{"type", name == "val" ? "sequential" : "random"}});
+  pipeline->sampler = create_as<Sampler>(factory, sampler_table, prefix + ".sampler", Schema(), diagnostics);
+
+  const auto augmentations = table_list(table, "augment");
+  for (size_t i = 0; i < augmentations.size(); ++i) {
+    const std::string label = prefix + ".augment[" + std::to_string(i) + "] (" + type_of(augmentations[i]) + ")";
+    if (auto made = create_as<Augmentation>(factory, augmentations[i], label, Schema(), diagnostics))
+      pipeline->augmentations.push_back(AugmentationStep{std::move(made), label, Rng::purpose_of(label)});
+  }
+  const auto batch_augmentations = table_list(table, "batch_augment");
+  for (size_t i = 0; i < batch_augmentations.size(); ++i) {
+    const std::string label = prefix + ".batch_augment[" + std::to_string(i) + "] (" + type_of(batch_augmentations[i]) + ")";
+    if (auto made = create_as<BatchAugmentation>(factory, batch_augmentations[i], label, Schema(), diagnostics))
+      pipeline->batch_augmentations.push_back(BatchAugmentationStep{std::move(made), label, Rng::purpose_of(label)});
+  }
+  if (diagnostics.items().size() != problems_before) return nullptr;
+
+  std::vector<const Dataset*> views;
+  std::vector<const DatasetView*> source_views;
+  for (const auto& source : pipeline->sources) {
+    views.push_back(source.get());
+    source_views.push_back(source.get());
+  }
+  try {
+    pipeline->sampler->bind(SamplerSetup{views, pipeline->batch_size, sharding.rank, sharding.world_size, factory.seed()});
+  } catch (const std::exception& error) {
+    diagnostics.add(SourcePlace::of(sampler_table), prefix + ".sampler: " + error.what());
+    return nullptr;
+  }
+  pipeline->samples = std::make_unique<SamplePipeline>(source_views, pipeline->augmentations, factory.seed(),
+                                                       options.get_int("reduced_decode_min_side"));
+
+  const TomlValue& data = root.at("data");
+  const TomlOptions data_options(data, std::make_shared<const Schema>(data_table_schema()), "[data]");
+  const int64_t threads = data_options.get_int("threads");
+  pipeline->loader.threads = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
+  pipeline->loader.prefetch = static_cast<int>(data_options.get_int("prefetch"));
+  pipeline->loader.read_timeout_s = data_options.get_float("read_timeout_s");
+  pipeline->loader.pin_memory = factory.device().is_cuda();
+  return pipeline;
+}
+
+}  // namespace ssld::host
