@@ -10,7 +10,7 @@ packages=(
   libtorch-dev libboost-dev libtoml11-dev libspdlog-dev libfmt-dev libtbb-dev
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  python3-torch python3-torchvision  # the reference and the peer in tests and benchmarks
+  python3-torch python3-torchvision python3-pil  # reference, peer and fixtures in tests
   dataset-fashion-mnist              # the real data of the demo and the tests
 )
 missing=()

@@ -2,12 +2,8 @@
 // plugins, validates every table and instantiates every component, then reports every
 // problem it found at once.
 #include "cli/commands.hpp"
-#include "components/component_factory.hpp"
-#include "components/device.hpp"
-#include "config/config_loader.hpp"
-#include "config/config_schema.hpp"
+#include "cli/command_setup.hpp"
 #include "data/data_config.hpp"
-#include "plugin/plugin_loader.hpp"
 
 #include <ssld/loss.hpp>
 
@@ -16,23 +12,10 @@
 namespace ssld::host {
 
 int run_check(const CheckCommand& command) {
-  const TomlValue root = load_config(command.config, command.overrides);
-  ComponentRegistry registry;
-  PluginLoader loader(registry);
-  loader.load_search_path(config_plugin_paths(root));
-
   Diagnostics diagnostics;
-  validate_host_tables(root, diagnostics);
-  // With a broken [run], components are still checked (on the CPU, seed 0) so that one pass
-  // reports every problem.
-  const RunSettings run = diagnostics.empty() ? read_run_settings(root) : RunSettings{"", 0, "cpu", ""};
-  c10::Device device(c10::kCPU);
-  try {
-    device = resolve_device(run.device);
-  } catch (const Error& error) {
-    diagnostics.add(SourcePlace::of(root.at("run").at("device")), error.what());
-  }
-  const ComponentFactory factory(registry, device, static_cast<uint64_t>(run.seed));
+  const auto setup = set_up_command(command.config, command.overrides, diagnostics);
+  const TomlValue& root = setup->root;
+  const ComponentFactory& factory = *setup->factory;
 
   std::vector<std::string> summary;
   bool has_teacher = false;
@@ -76,7 +59,7 @@ int run_check(const CheckCommand& command) {
       diagnostics.add(place, "this loss learns from a teacher, but the config has no [teacher] table");
   diagnostics.throw_if_any();
 
-  std::cout << command.config << ": OK (device " << device.str() << ", seed " << run.seed << ")\n";
+  std::cout << command.config << ": OK (device " << setup->device.str() << ", seed " << setup->run.seed << ")\n";
   for (const auto& line : summary) std::cout << "  " << line << "\n";
   return 0;
 }

@@ -17,7 +17,16 @@ struct CheckCommand {
   std::vector<std::string> overrides;  // --set key.path=value
 };
 
+struct BenchDataCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string pipeline = "train";
+  int64_t steps = 20;
+  int max_threads = 0;  // 0: one per core
+};
+
 int run_plugins(const PluginsCommand& command);
+int run_bench_data(const BenchDataCommand& command);
 int run_check(const CheckCommand& command);
 
 }  // namespace ssld::host

@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 #include "config/diagnostics.hpp"
 #include "log/logging.hpp"
+#include "data/data_error.hpp"
 #include "plugin/plugin_error.hpp"
 
 #include <ssld/abi.h>
@@ -53,6 +54,16 @@ int main(int argc, char** argv) {
   check_app->add_option("--set", check.overrides, "override a config key: --set student.width=64")
       ->type_name("KEY=VALUE");
 
+  BenchDataCommand bench_data;
+  auto* bench_data_app =
+      app.add_subcommand("bench-data", "images/s of a data pipeline, decode-only and full, for 1..N threads");
+  bench_data_app->add_option("config", bench_data.config, "the config file (TOML)")->required();
+  bench_data_app->add_option("--set", bench_data.overrides, "override a config key")->type_name("KEY=VALUE");
+  bench_data_app->add_option("--pipeline", bench_data.pipeline, "which pipeline: train or val")->capture_default_str()
+      ->check(CLI::IsMember({"train", "val"}));
+  bench_data_app->add_option("--steps", bench_data.steps, "batches per measurement")->capture_default_str()->check(CLI::PositiveNumber);
+  bench_data_app->add_option("--max-threads", bench_data.max_threads, "measure 1..N threads (0: one per core)")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -63,9 +74,12 @@ int main(int argc, char** argv) {
     configure_logging(log_options);
     if (plugins_app->parsed()) return run_plugins(plugins);
     if (check_app->parsed()) return run_check(check);
+    if (bench_data_app->parsed()) return run_bench_data(bench_data);
   } catch (const ConfigError& error) {
     return report(error.what(), kUserError);
   } catch (const PluginError& error) {
+    return report(error.what(), kUserError);
+  } catch (const DataError& error) {
     return report(error.what(), kUserError);
   } catch (const ssld::Error& error) {
     return report(error.what(), kUserError);

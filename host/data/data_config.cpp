@@ -163,7 +163,8 @@ std::unique_ptr<DataPipeline> build_pipeline(const TomlValue& root, const std::s
   try {
     pipeline->sampler->bind(SamplerSetup{views, pipeline->batch_size, sharding.rank, sharding.world_size, factory.seed()});
   } catch (const std::exception& error) {
-    diagnostics.add(SourcePlace::of(sampler_table), prefix + ".sampler: " + error.what());
+    diagnostics.add(SourcePlace::of(table.contains("sampler") ? table.at("sampler") : table),
+                    prefix + ".sampler: " + error.what());
     return nullptr;
   }
   pipeline->samples = std::make_unique<SamplePipeline>(source_views, pipeline->augmentations, factory.seed(),

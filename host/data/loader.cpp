@@ -83,7 +83,10 @@ void Loader::start(int64_t epoch, int64_t first_step) {
   auto state = std::make_shared<State>();
   state->finished = false;
   state_ = state;
-  state->producer = std::thread([state, epoch, first_step, this, settings = settings_] {
+  // The thread holds the shared state and the pipeline's objects, not `this`: after a stuck
+  // read it may outlive the Loader.
+  state->producer = std::thread([state, epoch, first_step, &samples = samples_, &sampler = sampler_,
+                                 settings = settings_] {
     tbb::task_arena arena(settings.threads);
     auto push = [&](Item item) {
       std::unique_lock<std::mutex> lock(state->mutex);
@@ -92,12 +95,12 @@ void Loader::start(int64_t epoch, int64_t first_step) {
       state->changed.notify_all();
     };
     try {
-      for (int64_t step = first_step; step < sampler_.steps_per_epoch(); ++step) {
+      for (int64_t step = first_step; step < sampler.steps_per_epoch(); ++step) {
         {
           std::lock_guard<std::mutex> lock(state->mutex);
           if (state->stop) break;
         }
-        HostBatch batch = assemble_batch(samples_, sampler_.batch(epoch, step), settings.pin_memory, arena);
+        HostBatch batch = assemble_batch(samples, sampler.batch(epoch, step), settings.pin_memory, arena);
         batch.epoch = epoch;
         batch.step = step;
         push(std::move(batch));

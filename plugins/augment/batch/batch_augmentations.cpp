@@ -85,7 +85,8 @@ class Mixup : public Mixing {
 
  protected:
   double mix(torch::Tensor& images, double lambda, ssld::Rng&) const override {
-    images.mul_(lambda).add_(images.flip(0), 1.0 - lambda);
+    const torch::Tensor partners = images.flip(0);  // a copy, taken before images change
+    images.mul_(lambda).add_(partners, 1.0 - lambda);
     return lambda;
   }
 };

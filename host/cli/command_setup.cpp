@@ -1,0 +1,26 @@
+#include "cli/command_setup.hpp"
+
+#include "components/device.hpp"
+#include "config/config_loader.hpp"
+
+namespace ssld::host {
+
+std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const std::vector<std::string>& overrides,
+                                             Diagnostics& diagnostics) {
+  auto setup = std::make_unique<CommandSetup>();
+  setup->root = load_config(config, overrides);
+  setup->plugins.load_search_path(config_plugin_paths(setup->root));
+
+  const size_t before = diagnostics.items().size();
+  validate_host_tables(setup->root, diagnostics);
+  setup->run = diagnostics.items().size() == before ? read_run_settings(setup->root) : RunSettings{"", 0, "cpu", ""};
+  try {
+    setup->device = resolve_device(setup->run.device);
+  } catch (const Error& error) {
+    diagnostics.add(SourcePlace::of(setup->root.at("run").at("device")), error.what());
+  }
+  setup->factory = std::make_unique<ComponentFactory>(setup->registry, setup->device, static_cast<uint64_t>(setup->run.seed));
+  return setup;
+}
+
+}  // namespace ssld::host

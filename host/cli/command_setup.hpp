@@ -1,0 +1,32 @@
+// What every config-driven subcommand does first: load the config (bases, --set), load the
+// plugins it names, validate the host's tables and read [run], and resolve the device.
+#pragma once
+
+#include "components/component_factory.hpp"
+#include "config/config_schema.hpp"
+#include "config/diagnostics.hpp"
+#include "plugin/component_registry.hpp"
+#include "plugin/plugin_loader.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ssld::host {
+
+struct CommandSetup {
+  TomlValue root;
+  ComponentRegistry registry;
+  PluginLoader plugins{registry};
+  RunSettings run;
+  c10::Device device{c10::kCPU};
+  std::unique_ptr<ComponentFactory> factory;
+};
+
+// Throws ConfigError / PluginError for what stops everything (unreadable config, broken
+// plugin); problems in [run] and friends go to `diagnostics`, with a usable setup still
+// returned (CPU, seed 0) so the caller can keep checking and report them all at once.
+std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const std::vector<std::string>& overrides,
+                                             Diagnostics& diagnostics);
+
+}  // namespace ssld::host
