@@ -46,6 +46,15 @@ class PluginHost {
     return problems;
   }
 
+  // The component a table body describes ("type = \"kl\"\ntemperature = 2").
+  template <class Interface>
+  std::unique_ptr<Interface> component(const std::string& table_body, uint64_t seed = 0) {
+    const host::ComponentFactory factory(registry_, c10::Device(c10::kCPU), seed);
+    const host::TomlValue root = config("[component]\n" + table_body);
+    auto made = factory.create(kind_of<Interface>(), root.at("component"), "component");
+    return std::unique_ptr<Interface>(static_cast<Interface*>(made.release()));
+  }
+
   const TempDir& dir() const { return dir_; }
 
  private:

@@ -11,6 +11,10 @@ struct LossInputs {
   const ModelOutput* teacher;    // nullptr when the run has no teacher
   const at::Tensor& labels;      // int64 [N]; -1 where the sample is unlabeled
   const at::Tensor& label_mask;  // bool [N]; true where labels are usable
+  // Set when a batch augmentation mixed images (Batch::mix_index / mix_lambda): image i holds
+  // mix_lambda[i] of its own sample and the rest of sample mix_index[i]. Undefined otherwise.
+  const at::Tensor& mix_index;
+  const at::Tensor& mix_lambda;
 };
 
 struct LossOutput {
