@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The main job: installs, builds, then lists the plugins and checks the quick-start config.
+# The main job: installs, builds, then runs the Fashion-MNIST SSLD demo (teacher, supervised
+# baseline, label-free SSLD student, fine-tuned student) and prints its results table.
+# A second run skips the stages that already finished (runs/fmnist_ssld/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-build/bin/ssld plugins
-build/bin/ssld check configs/quickstart/check_demo.toml
-build/bin/ssld check configs/quickstart/fmnist_data.toml
-build/bin/ssld bench-data configs/quickstart/fmnist_data.toml --steps 20
+build/bin/ssld train configs/quickstart/fmnist_ssld.toml "$@"

@@ -3,6 +3,10 @@
 #include "components/device.hpp"
 #include "config/config_loader.hpp"
 
+#include <ATen/Parallel.h>
+
+#include <thread>
+
 namespace ssld::host {
 
 std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const std::vector<std::string>& overrides,
@@ -13,7 +17,11 @@ std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const st
 
   const size_t before = diagnostics.items().size();
   validate_host_tables(setup->root, diagnostics);
-  setup->run = diagnostics.items().size() == before ? read_run_settings(setup->root) : RunSettings{"", 0, "cpu", ""};
+  setup->run = diagnostics.items().size() == before ? read_run_settings(setup->root) : RunSettings{"", 0, "cpu", "", 0};
+  // Set explicitly: left alone, this libtorch ran its CPU kernels on one thread here (4x slower
+  // on 2 cores).
+  const int64_t cores = static_cast<int64_t>(std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(setup->run.threads > 0 ? setup->run.threads : std::max<int64_t>(1, cores)));
   try {
     setup->device = resolve_device(setup->run.device);
   } catch (const Error& error) {

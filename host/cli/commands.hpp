@@ -25,7 +25,15 @@ struct BenchDataCommand {
   int max_threads = 0;  // 0: one per core
 };
 
+struct TrainCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  bool resume = false;   // continue an unfinished stage from its last checkpoint
+  bool restart = false;  // start every stage over, deleting its earlier results
+};
+
 int run_plugins(const PluginsCommand& command);
+int run_train(const TrainCommand& command);
 int run_bench_data(const BenchDataCommand& command);
 int run_check(const CheckCommand& command);
 

@@ -5,6 +5,7 @@
 #include "log/logging.hpp"
 #include "data/data_error.hpp"
 #include "plugin/plugin_error.hpp"
+#include "train/trainer.hpp"
 
 #include <ssld/abi.h>
 #include <ssld/error.hpp>
@@ -54,6 +55,13 @@ int main(int argc, char** argv) {
   check_app->add_option("--set", check.overrides, "override a config key: --set student.width=64")
       ->type_name("KEY=VALUE");
 
+  TrainCommand train;
+  auto* train_app = app.add_subcommand("train", "run the config's stages: distill, train, fine-tune");
+  train_app->add_option("config", train.config, "the config file (TOML)")->required();
+  train_app->add_option("--set", train.overrides, "override a config key")->type_name("KEY=VALUE");
+  auto* resume_flag = train_app->add_flag("--resume", train.resume, "continue an unfinished stage from its last checkpoint");
+  train_app->add_flag("--restart", train.restart, "start every stage over, deleting earlier results")->excludes(resume_flag);
+
   BenchDataCommand bench_data;
   auto* bench_data_app =
       app.add_subcommand("bench-data", "images/s of a data pipeline, decode-only and full, for 1..N threads");
@@ -75,6 +83,9 @@ int main(int argc, char** argv) {
     if (plugins_app->parsed()) return run_plugins(plugins);
     if (check_app->parsed()) return run_check(check);
     if (bench_data_app->parsed()) return run_bench_data(bench_data);
+    if (train_app->parsed()) return run_train(train);
+  } catch (const Interrupted& error) {
+    return report(error.what(), kInterruptedExitCode);
   } catch (const ConfigError& error) {
     return report(error.what(), kUserError);
   } catch (const PluginError& error) {

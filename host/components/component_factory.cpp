@@ -1,6 +1,8 @@
 #include "components/component_factory.hpp"
 
 #include "config/toml_options.hpp"
+#include "weights/safetensors.hpp"
+#include "weights/state_dict.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -25,6 +27,9 @@ class HostContext : public Context {
     const auto* options = dynamic_cast<const TomlOptions*>(&table);
     if (options == nullptr) throw Error(owner_ + ": Context::create needs a table from its own options");
     return factory_.create(kind, options->table(), options->owner());
+  }
+  void load_weights(Student& student, const std::string& path) const override {
+    load_state_dict(student, read_safetensors(path).tensors, path);
   }
 
  private:

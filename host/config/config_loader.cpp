@@ -35,8 +35,9 @@ TomlValue parse_file(const fs::path& path, const SourcePlace& included_from) {
   }
 }
 
-// `overlay` wins; tables merge key by key, anything else (arrays of tables too) is replaced.
-void merge_into(TomlValue& base, const TomlValue& overlay) {
+}  // namespace
+
+void merge_config(TomlValue& base, const TomlValue& overlay) {
   if (!base.is_table() || !overlay.is_table()) {
     base = overlay;
     return;
@@ -45,11 +46,13 @@ void merge_into(TomlValue& base, const TomlValue& overlay) {
   for (const auto& [key, value] : overlay.as_table()) {
     auto found = table.find(key);
     if (found != table.end() && found->second.is_table() && value.is_table())
-      merge_into(found->second, value);
+      merge_config(found->second, value);
     else
       table[key] = value;
   }
 }
+
+namespace {
 
 TomlValue load_with_bases(const fs::path& path, std::vector<fs::path>& chain, const SourcePlace& included_from) {
   const fs::path canonical = fs::weakly_canonical(path);
@@ -81,10 +84,10 @@ TomlValue load_with_bases(const fs::path& path, std::vector<fs::path>& chain, co
     if (!name.is_string())
       throw ConfigError(SourcePlace::of(name), "`base` entries must be strings, got " + toml_type_name(name));
     const fs::path base_path = path.parent_path() / fs::path(name.as_string().str);
-    merge_into(merged, load_with_bases(base_path, chain, SourcePlace::of(name)));
+    merge_config(merged, load_with_bases(base_path, chain, SourcePlace::of(name)));
   }
   chain.pop_back();
-  merge_into(merged, document);
+  merge_config(merged, document);
   return merged;
 }
 

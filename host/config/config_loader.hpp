@@ -15,6 +15,10 @@ namespace ssld::host {
 // a malformed override. The result has no `base` key left.
 TomlValue load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
 
+// Merges `overlay` into `base`: tables key by key, the overlay winning; anything else (arrays
+// of tables too) is replaced whole. What `base = ...` and stages do.
+void merge_config(TomlValue& base, const TomlValue& overlay);
+
 // Applies one "key.path=value" override. Numeric path segments index arrays ("loss.0.type").
 // The value is kept as text until validation, which reads it as the type the schema declares.
 void apply_override(TomlValue& root, const std::string& assignment);

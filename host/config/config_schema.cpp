@@ -2,6 +2,7 @@
 
 #include "config/toml_options.hpp"
 #include "data/data_config.hpp"
+#include "train/train_settings.hpp"
 
 #include <regex>
 
@@ -14,8 +15,10 @@ const std::vector<HostTable>& host_tables() {
            .add_string("name", "run", "name of the run; its output folder is <output_dir>/<name>")
            .add_path("output_dir", "runs", "folder that holds run folders")
            .add_int("seed", 0, "seed of every random stream (augmentations, sampling, initialization)")
-           .add_string("device", "auto", "\"auto\" (CUDA when available), \"cpu\", \"cuda\" or \"cuda:N\"")},
+           .add_string("device", "auto", "\"auto\" (CUDA when available), \"cpu\", \"cuda\" or \"cuda:N\"")
+           .add_int("threads", 0, "libtorch's intra-op CPU threads (0: one per core)")},
       {"data", "the data pipelines: data.train and data.val", data_table_schema()},
+      {"train", "optimizer, schedule, epochs, EMA, evaluation cadence", train_table_schema()},
       {"plugins", "where to find plugin libraries beyond the built-in ones",
        Schema().add_path_list("paths", {}, "plugin files or folders of *.so, relative to this config")},
   };
@@ -24,7 +27,9 @@ const std::vector<HostTable>& host_tables() {
 
 const std::vector<ComponentSlot>& component_slots() {
   static const std::vector<ComponentSlot> slots = {
-      {"student", Kind::Student, false, Schema(), "the model being trained"},
+      {"student", Kind::Student, false,
+       Schema().optional(OptionType::Path, "init_from", "start from these weights (safetensors written by ssld)"),
+       "the model being trained"},
       {"teacher", Kind::Teacher, false, Schema(), "the frozen model whose predictions are learned"},
       {"loss", Kind::Loss, true,
        Schema().add_float("weight", 1.0, "factor of this term in the total loss"),
@@ -37,10 +42,11 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
   std::vector<std::string> known;
   for (const auto& table : host_tables()) known.push_back(table.key);
   for (const auto& slot : component_slots()) known.push_back(slot.key);
+  known.push_back("stage");
   for (const auto& [key, value] : root.as_table()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     diagnostics.add(SourcePlace::of(value), "unknown top-level key '" + key + "'" + did_you_mean(key, known) +
-                                                " (a config has: base, run, plugins, data, student, teacher, loss)");
+                                                " (a config has: base, run, plugins, data, train, student, teacher, loss, stage)");
   }
   for (const auto& table : host_tables()) {
     if (!root.contains(table.key)) continue;
@@ -72,7 +78,7 @@ TomlOptions host_options(const TomlValue& root, const std::string& key) {
 RunSettings read_run_settings(const TomlValue& root) {
   const TomlOptions run = host_options(root, "run");
   return RunSettings{run.get_string("name"), run.get_int("seed"), run.get_string("device"),
-                     run.get_string("output_dir")};
+                     run.get_string("output_dir"), run.get_int("threads")};
 }
 
 std::vector<std::string> config_plugin_paths(const TomlValue& root) {

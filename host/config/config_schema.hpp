@@ -37,6 +37,7 @@ struct RunSettings {
   int64_t seed = 0;
   std::string device;  // "auto", "cpu", "cuda" or "cuda:N"
   std::string output_dir;
+  int64_t threads = 0;  // libtorch intra-op threads; 0: one per core
 };
 
 // Checks every top-level key and the host tables; component tables are checked by the

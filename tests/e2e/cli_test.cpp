@@ -73,7 +73,7 @@ TEST(Cli, CheckAcceptsAValidConfigAndBuildsItsComponents) {
   const RunResult result = ssld_run({"check", dir.write("ok.toml", kValidConfig).string()});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("OK (device cpu, seed 0)"), std::string::npos) << result.out;
-  EXPECT_NE(result.out.find("student = small_cnn"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("stage main: student small_cnn"), std::string::npos) << result.out;
 }
 
 TEST(Cli, ShippedQuickstartConfigsPassCheck) {

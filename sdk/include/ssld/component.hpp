@@ -12,6 +12,8 @@
 
 namespace ssld {
 
+class Student;
+
 // Frozen order: values cross the ABI. Appending a kind bumps the minor version.
 enum class Kind : int32_t {
   Dataset,
@@ -60,6 +62,9 @@ class Context {
   // Builds another component from a sub-table of this component's options (an ensemble's
   // members): the table's `type` names it and it is validated like a top-level component.
   virtual std::unique_ptr<Component> create(Kind kind, const Options& table) const = 0;
+  // Loads a weights file (safetensors, as ssld writes them) into `student`, matching tensors
+  // by state-dict name; throws ssld::Error listing missing, unexpected and mis-shaped names.
+  virtual void load_weights(Student& student, const std::string& path) const = 0;
 };
 
 }  // namespace ssld

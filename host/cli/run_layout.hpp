@@ -1,0 +1,23 @@
+// Where a run writes: <[run] output_dir>/<[run] name>/<stage name>/ for each stage, with the
+// run-wide log and results table beside the stage folders.
+#pragma once
+
+#include "config/config_schema.hpp"
+#include "train/stages.hpp"
+
+#include <filesystem>
+#include <vector>
+
+namespace ssld::host {
+
+inline std::filesystem::path run_folder(const RunSettings& run) {
+  return std::filesystem::absolute(std::filesystem::path(run.output_dir) / run.name);
+}
+
+inline std::vector<std::filesystem::path> stage_folders(const RunSettings& run, const std::vector<Stage>& stages) {
+  std::vector<std::filesystem::path> folders;
+  for (const auto& stage : stages) folders.push_back(run_folder(run) / stage.name);
+  return folders;
+}
+
+}  // namespace ssld::host

@@ -1,0 +1,142 @@
+// `ssld train CONFIG`: runs the config's stages in order, each into its own folder, skipping
+// stages that finished in an earlier invocation, and prints (and writes) the results table.
+#include "cli/command_setup.hpp"
+#include "cli/commands.hpp"
+#include "cli/run_layout.hpp"
+#include "train/assembly.hpp"
+#include "weights/safetensors.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace ssld::host {
+
+namespace {
+
+std::string hash_text(const std::string& text) {
+  uint64_t hash = 14695981039346656037ull;
+  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+
+struct ResultRow {
+  std::string stage, student, teacher, losses;
+  int64_t images = 0, labels = 0;
+  nlohmann::json result;
+};
+
+nlohmann::json to_json(const StageResult& result) {
+  return {{"best_top1", result.best_top1}, {"best_top5", result.best_top5}, {"final_top1", result.final_top1},
+          {"final_top5", result.final_top5}, {"ema_top1", result.ema_top1},   {"ema_top5", result.ema_top5},
+          {"teacher_top1", result.teacher_top1}, {"teacher_top5", result.teacher_top5}, {"seconds", result.seconds},
+          {"images_per_second", result.images_per_second}, {"skipped_steps", result.skipped_steps}};
+}
+
+std::string percent(double value) {
+  if (value < 0) return "-";
+  char text[16];
+  std::snprintf(text, sizeof(text), "%.2f", value);
+  return text;
+}
+
+std::string results_table(const std::vector<ResultRow>& rows) {
+  std::ostringstream table;
+  table << "| stage | student | teacher | losses | train images | labels used | top-1 | top-5 | EMA top-1 | "
+           "teacher top-1 | time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& row : rows) {
+    const auto& r = row.result;
+    table << "| " << row.stage << " | " << row.student << " | " << (row.teacher.empty() ? "-" : row.teacher) << " | "
+          << row.losses << " | " << row.images << " | " << row.labels << " | " << percent(r.value("best_top1", -1.0))
+          << " | " << percent(r.value("best_top5", -1.0)) << " | " << percent(r.value("ema_top1", -1.0)) << " | "
+          << percent(r.value("teacher_top1", -1.0)) << " | " << static_cast<int64_t>(r.value("seconds", 0.0)) << " |\n";
+  }
+  return table.str();
+}
+
+std::string type_of(const TomlValue& config, const std::string& key) {
+  if (!config.contains(key) || !config.at(key).contains("type")) return "";
+  std::string type = config.at(key).at("type").as_string().str;
+  if (key == "teacher" && config.at(key).contains("student") && config.at(key).at("student").contains("type"))
+    type += " (" + config.at(key).at("student").at("type").as_string().str + ")";
+  return type;
+}
+
+}  // namespace
+
+int run_train(const TrainCommand& command) {
+  install_stop_signals();
+  Diagnostics diagnostics;
+  const auto setup = set_up_command(command.config, command.overrides, diagnostics);
+  std::vector<Stage> stages = expand_stages(setup->root, diagnostics);
+  diagnostics.throw_if_any();
+  const auto folders = stage_folders(setup->run, stages);
+  const auto run = run_folder(setup->run);
+  std::filesystem::create_directories(run);
+  spdlog::default_logger()->sinks().push_back(
+      std::make_shared<spdlog::sinks::basic_file_sink_mt>((run / "log.txt").string()));
+  spdlog::info("run folder {}", run.string());
+
+  std::vector<ResultRow> rows;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    Stage& stage = stages[i];
+    const auto& folder = folders[i];
+    resolve_stage_references(stage, std::vector<Stage>(stages.begin(), stages.begin() + i), folders, diagnostics);
+    ResultRow row{stage.name, type_of(stage.config, "student"), type_of(stage.config, "teacher"), "", 0, 0, {}};
+    if (command.restart) std::filesystem::remove_all(folder);
+    const auto summary_path = folder / "summary.json";
+    if (std::filesystem::exists(summary_path)) {
+      std::ifstream in(summary_path);
+      const nlohmann::json summary = nlohmann::json::parse(in);
+      row.losses = summary.value("losses", "");
+      row.images = summary.value("train_images", int64_t{0});
+      row.labels = summary.value("labels_used", int64_t{0});
+      row.result = summary.at("result");
+      spdlog::info("stage {}: finished in an earlier run ({}); skipping", stage.name, summary_path.string());
+      rows.push_back(row);
+      continue;
+    }
+    const bool checkpoint = std::filesystem::exists(folder / "checkpoints" / "last.safetensors");
+    if (checkpoint && !command.resume)
+      throw Error("stage '" + stage.name + "' has a checkpoint from an earlier, unfinished run in " + folder.string() +
+                  ": continue it with --resume, or start the stage over with --restart");
+
+    StageComponents components = assemble_stage(stage.config, *setup->factory, AssemblyOptions{}, diagnostics);
+    diagnostics.throw_if_any();
+    for (const auto& loss : components.losses) row.losses += (row.losses.empty() ? "" : " + ") + loss.name;
+    bool uses_labels = false;
+    for (const auto& loss : components.losses) uses_labels |= loss.loss->uses_labels();
+    for (const auto& source : components.train->sources) {
+      row.images += source->size();
+      if (uses_labels)
+        for (int64_t k = 0; k < source->size(); ++k) row.labels += source->label_of(k) >= 0;
+    }
+
+    std::filesystem::create_directories(folder);
+    const std::string config_text = toml::format(stage.config);
+    write_file_atomically((folder / "config.toml").string(), config_text);
+    spdlog::info("stage {} ({} of {}): {} <- {} [{}], {} epochs into {}", stage.name, i + 1, stages.size(), row.student,
+                 row.teacher.empty() ? "labels" : row.teacher, row.losses, components.settings.epochs, folder.string());
+    Trainer trainer(components, folder, setup->device, static_cast<uint64_t>(setup->run.seed), hash_text(config_text));
+    const StageResult result = trainer.run(command.resume && checkpoint);
+    row.result = to_json(result);
+    const nlohmann::json summary = {{"stage", stage.name}, {"losses", row.losses}, {"train_images", row.images},
+                                    {"labels_used", row.labels}, {"result", row.result}};
+    write_file_atomically(summary_path.string(), summary.dump(2) + "\n");
+    spdlog::info("stage {}: best top-1 {:.2f}% in {:.0f} s", stage.name, result.best_top1, result.seconds);
+    rows.push_back(row);
+  }
+  const std::string table = results_table(rows);
+  write_file_atomically((run / "results.md").string(), "# " + setup->run.name + "\n\n" + table);
+  std::cout << "\n" << table << "\nresults: " << (run / "results.md").string() << "\n";
+  return 0;
+}
+
+}  // namespace ssld::host

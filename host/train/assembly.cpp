@@ -1,0 +1,91 @@
+#include "train/assembly.hpp"
+
+#include "config/config_schema.hpp"
+#include "config/toml_options.hpp"
+#include "weights/safetensors.hpp"
+#include "weights/state_dict.hpp"
+
+#include <filesystem>
+
+namespace ssld::host {
+
+namespace {
+template <class Interface>
+std::unique_ptr<Interface> cast(std::unique_ptr<Component> component) {
+  return std::unique_ptr<Interface>(static_cast<Interface*>(component.release()));
+}
+
+const ComponentSlot& slot(const std::string& key) {
+  for (const auto& candidate : component_slots())
+    if (candidate.key == key) return candidate;
+  throw std::logic_error("no slot " + key);
+}
+}  // namespace
+
+StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& factory, const AssemblyOptions& options,
+                               Diagnostics& diagnostics) {
+  StageComponents stage;
+  validate_host_tables(config, diagnostics);
+  stage.settings = read_train_settings(config, diagnostics);
+
+  if (config.contains("student")) {
+    const ComponentSlot& student_slot = slot("student");
+    const TomlValue& table = config.at("student");
+    stage.student = cast<Student>(factory.create(Kind::Student, table, "student", student_slot.host_schema, diagnostics));
+    if (stage.student && table.contains("init_from")) {
+      const TomlOptions host_keys(table, std::make_shared<const Schema>(student_slot.host_schema), "student");
+      const std::string weights = host_keys.get_string("init_from");
+      if (options.weights_must_exist || std::filesystem::exists(weights)) {
+        try {
+          load_state_dict(*stage.student, read_safetensors(weights).tensors, weights);
+        } catch (const Error& error) {
+          diagnostics.add(SourcePlace::of(table.at("init_from")), std::string("student init_from: ") + error.what());
+        }
+      }
+    }
+  } else if (options.require_training) {
+    diagnostics.add(SourcePlace{"(config)", 0, 0}, "the config has no [student] to train");
+  }
+
+  const bool teacher_weights_pending = config.contains("teacher") && config.at("teacher").contains("weights") &&
+                                      config.at("teacher").at("weights").is_string() &&
+                                      !std::filesystem::exists(config.at("teacher").at("weights").as_string().str);
+  if (config.contains("teacher") && (options.weights_must_exist || !teacher_weights_pending))
+    stage.teacher = cast<Teacher>(factory.create(Kind::Teacher, config.at("teacher"), "teacher", Schema(), diagnostics));
+
+  if (config.contains("loss")) {
+    const TomlValue& list = config.at("loss");
+    if (!list.is_array()) {
+      diagnostics.add(SourcePlace::of(list), "'loss' is a list of tables: write [[loss]]");
+    } else {
+      const ComponentSlot& loss_slot = slot("loss");
+      std::map<std::string, int> seen;
+      for (size_t i = 0; i < list.as_array().size(); ++i) {
+        const TomlValue& table = list.as_array()[i];
+        auto loss = cast<Loss>(factory.create(Kind::Loss, table, "loss[" + std::to_string(i) + "]",
+                                              loss_slot.host_schema, diagnostics));
+        if (!loss) continue;
+        const TomlOptions host_keys(table, std::make_shared<const Schema>(loss_slot.host_schema), "loss");
+        std::string name = table.at("type").as_string().str;
+        if (seen[name]++ > 0) name += "#" + std::to_string(seen[name] - 1);
+        if (loss->needs_teacher() && !config.contains("teacher"))
+          diagnostics.add(SourcePlace::of(table), "this loss learns from a teacher, but the config has no [teacher] table");
+        stage.losses.push_back(WeightedLoss{std::move(loss), name, host_keys.get_float("weight")});
+      }
+    }
+  } else if (options.require_training) {
+    diagnostics.add(SourcePlace{"(config)", 0, 0}, "the config has no [[loss]]: nothing to train with");
+  }
+
+  stage.train = build_pipeline(config, "train", factory, Sharding{}, diagnostics);
+  stage.val = build_pipeline(config, "val", factory, Sharding{}, diagnostics);
+  if (!stage.train && options.require_training && diagnostics.empty())
+    diagnostics.add(SourcePlace{"(config)", 0, 0}, "the config has no [data.train] to train on");
+  if (stage.student && stage.teacher && stage.student->num_classes() != stage.teacher->num_classes())
+    diagnostics.add(SourcePlace::of(config.at("teacher")),
+                    "the teacher predicts " + std::to_string(stage.teacher->num_classes()) + " classes, the student " +
+                        std::to_string(stage.student->num_classes()));
+  return stage;
+}
+
+}  // namespace ssld::host

@@ -1,0 +1,91 @@
+// One training stage: the SSLD step (teacher and student on the same batch, weighted losses,
+// backward, clipping, optimizer, schedule, EMA) over the epochs of [train], with evaluation,
+// metrics files, atomic checkpoints, exact resume, signal handling and the non-finite policy.
+#pragma once
+
+#include "data/data_config.hpp"
+#include "train/train_settings.hpp"
+
+#include <ssld/loss.hpp>
+#include <ssld/model.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ssld::host {
+
+struct WeightedLoss {
+  std::unique_ptr<Loss> loss;
+  std::string name;  // "ssld", or "kl#1" when a type repeats
+  double weight = 1.0;
+};
+
+struct StageComponents {
+  std::unique_ptr<Student> student;
+  std::unique_ptr<Teacher> teacher;  // may be null
+  std::vector<WeightedLoss> losses;
+  std::unique_ptr<DataPipeline> train;
+  std::unique_ptr<DataPipeline> val;  // may be null
+  TrainSettings settings;
+};
+
+struct StageResult {
+  double best_top1 = 0, best_top5 = 0;  // the student's best validation accuracy
+  double final_top1 = 0, final_top5 = 0;
+  double ema_top1 = -1, ema_top5 = -1;  // -1: no EMA
+  double teacher_top1 = -1, teacher_top5 = -1;
+  double seconds = 0;
+  double images_per_second = 0;
+  int64_t skipped_steps = 0;
+};
+
+// Exit code of `ssld train` after SIGINT/SIGTERM: the step finished, a checkpoint was written.
+constexpr int kInterruptedExitCode = 3;
+
+class Interrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Installs SIGINT/SIGTERM handlers: the first signal asks the loop to stop after the current
+// step; a second one exits at once (checkpoints are written atomically, so the last one stays
+// intact).
+void install_stop_signals();
+
+class Optimizer;
+class Ema;
+class MetricsLog;
+
+class Trainer {
+ public:
+  // `folder` receives metrics, checkpoints and weights; `config_hash` and the teacher's
+  // identity are stored in checkpoints and checked on resume.
+  Trainer(StageComponents& components, std::filesystem::path folder, c10::Device device, uint64_t seed,
+          std::string config_hash);
+  ~Trainer();
+
+  // Trains (resuming from folder/checkpoints/last.safetensors when `resume`); throws
+  // Interrupted after writing a checkpoint when a stop signal arrived.
+  StageResult run(bool resume);
+
+ private:
+  struct Progress;
+  void train_epoch(int64_t epoch, int64_t first_step, Progress& progress);
+  void save_checkpoint(int64_t epoch, int64_t next_step, const Progress& progress);
+  void load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress);
+  void evaluate_epoch(int64_t epoch, Progress& progress);
+
+  StageComponents& components_;
+  std::filesystem::path folder_;
+  c10::Device device_;
+  uint64_t seed_;
+  std::string config_hash_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Ema> ema_;
+  std::unique_ptr<MetricsLog> metrics_;
+  StageResult result_;
+};
+
+}  // namespace ssld::host

@@ -1,0 +1,62 @@
+#include "weights/state_dict.hpp"
+
+#include <ssld/error.hpp>
+
+#include <c10/core/GradMode.h>
+
+#include <map>
+
+namespace ssld::host {
+
+NamedTensors state_dict(Student& student) {
+  NamedTensors all = student.named_parameters();
+  for (auto& buffer : student.named_buffers()) all.push_back(std::move(buffer));
+  return all;
+}
+
+namespace {
+std::string shape_of(const at::Tensor& tensor) {
+  std::string text = "[";
+  for (int64_t d = 0; d < tensor.dim(); ++d) text += (d ? ", " : "") + std::to_string(tensor.size(d));
+  return text + "]";
+}
+
+std::string first_few(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < 8; ++i) text += (i ? ", " : "") + names[i];
+  if (names.size() > 8) text += ", ... (" + std::to_string(names.size()) + " in all)";
+  return text;
+}
+}  // namespace
+
+void load_state_dict(Student& student, const NamedTensors& tensors, const std::string& source) {
+  std::map<std::string, at::Tensor> given(tensors.begin(), tensors.end());
+  std::vector<std::string> missing, mismatched;
+  std::vector<std::pair<at::Tensor, at::Tensor>> copies;
+  for (auto& [name, target] : state_dict(student)) {
+    auto found = given.find(name);
+    if (found == given.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    if (found->second.sizes() != target.sizes())
+      mismatched.push_back(name + " " + shape_of(found->second) + " vs " + shape_of(target));
+    else
+      copies.emplace_back(target, found->second);
+    given.erase(found);
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [name, tensor] : given) unexpected.push_back(name);
+  if (!missing.empty() || !mismatched.empty() || !unexpected.empty()) {
+    std::string message = "'" + source + "' does not fit this model:";
+    if (!missing.empty()) message += " missing " + first_few(missing) + ";";
+    if (!unexpected.empty()) message += " unexpected " + first_few(unexpected) + ";";
+    if (!mismatched.empty()) message += " shape mismatch (file vs model) " + first_few(mismatched) + ";";
+    message.back() = '.';
+    throw Error(message + " Was it written for another architecture or other options?");
+  }
+  c10::NoGradGuard no_grad;
+  for (auto& [target, value] : copies) target.copy_(value);
+}
+
+}  // namespace ssld::host

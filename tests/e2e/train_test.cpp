@@ -1,0 +1,203 @@
+// `ssld train` end to end on a Fashion-MNIST subset: it learns, stages hand weights on,
+// an interrupted and resumed run ends bit-identical to an uninterrupted one, and the
+// non-finite policy stops a diverging run with a clear message.
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <thread>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using ssld::test::RunResult;
+using ssld::test::TempDir;
+
+namespace {
+
+const std::string kSsld = SSLD_BINARY;
+const std::string kFmnist = "/usr/share/datasets/fashion-mnist/";
+
+// 2000 labeled training images, 1000 test images, a tiny CNN.
+std::string small_config(const std::string& extra = "") {
+  return R"(
+[run]
+name = "t"
+output_dir = "runs"
+device = "cpu"
+threads = 1
+[data]
+threads = 1
+[data.train]
+batch_size = 64
+[[data.train.sources]]
+type = "idx"
+images = ")" + kFmnist + R"(train-images-idx3-ubyte.gz"
+labels = ")" + kFmnist + R"(train-labels-idx1-ubyte.gz"
+subset = { range = [0, 2000] }
+[[data.train.augment]]
+type = "hflip"
+[[data.train.batch_augment]]
+type = "normalize"
+mean = [0.286]
+std = [0.353]
+[data.val]
+batch_size = 250
+[[data.val.sources]]
+type = "idx"
+images = ")" + kFmnist + R"(t10k-images-idx3-ubyte.gz"
+labels = ")" + kFmnist + R"(t10k-labels-idx1-ubyte.gz"
+subset = { range = [0, 1000] }
+[[data.val.batch_augment]]
+type = "normalize"
+mean = [0.286]
+std = [0.353]
+[student]
+type = "small_cnn"
+width = 8
+depth = 2
+[[loss]]
+type = "ce"
+[train]
+epochs = 3
+lr = 0.05
+warmup_epochs = 0.2
+log_every = 5
+)" + extra;
+}
+
+RunResult train(const TempDir& dir, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"-q", "train", (dir / "c.toml").string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return ssld::test::run_program(kSsld, args);
+}
+
+nlohmann::json summary(const TempDir& dir, const std::string& stage) {
+  std::ifstream in(dir / "runs" / "t" / stage / "summary.json");
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST(Train, LearnsFashionMnistWellAboveChanceAndWritesItsRunFolder) {
+  TempDir dir;
+  dir.write("c.toml", small_config());
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult result = train(dir);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 120.0);
+  const auto folder = dir / "runs" / "t" / "main";
+  for (const char* file : {"config.toml", "metrics_steps.jsonl", "metrics_epochs.jsonl", "metrics_epochs.csv",
+                           "best.safetensors", "student.safetensors", "checkpoints/last.safetensors", "summary.json"})
+    EXPECT_TRUE(std::filesystem::exists(folder / file)) << file;
+  EXPECT_TRUE(std::filesystem::exists(dir / "runs" / "t" / "results.md"));
+  const double top1 = summary(dir, "main").at("result").at("best_top1").get<double>();
+  EXPECT_GT(top1, 60.0) << "chance is 10%";
+  EXPECT_NE(result.out.find("| main | small_cnn |"), std::string::npos) << result.out;
+
+  // A second invocation finds the stage finished and skips it.
+  const RunResult again = train(dir);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(summary(dir, "main").at("result").at("best_top1").get<double>(), top1);
+}
+
+TEST(Train, StagesDistillFromAnEarlierStageAndFineTuneFromIt) {
+  TempDir dir;
+  dir.write("c.toml", small_config(R"(
+[[stage]]
+name = "teacher"
+student = { width = 16 }
+train = { epochs = 2 }
+[[stage]]
+name = "distill"
+teacher = { stage = "teacher" }
+loss = [{ type = "ssld" }]
+train = { epochs = 2 }
+[[stage]]
+name = "finetune"
+student = { init_from = "distill", init_which = "last" }
+train = { epochs = 1, lr = 0.005, warmup_epochs = 0.0 }
+)"));
+  const RunResult result = train(dir);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto distill = summary(dir, "distill").at("result");
+  EXPECT_GT(distill.at("teacher_top1").get<double>(), 50.0);
+  EXPECT_GT(distill.at("best_top1").get<double>(), 25.0);  // learned from predictions alone; chance is 10%
+  EXPECT_EQ(summary(dir, "distill").at("labels_used").get<int64_t>(), 0);
+  EXPECT_EQ(summary(dir, "finetune").at("labels_used").get<int64_t>(), 2000);
+  // The fine-tuning started from the distilled weights: after one epoch at a tiny learning
+  // rate it is about as good as they were, not back near chance.
+  std::ifstream epochs(dir / "runs" / "t" / "finetune" / "metrics_epochs.jsonl");
+  std::string line;
+  std::getline(epochs, line);
+  const auto first = nlohmann::json::parse(line);
+  EXPECT_GT(first.at("top1").get<double>(), distill.at("final_top1").get<double>() - 5.0);
+}
+
+TEST(Train, InterruptedAndResumedEqualsUninterrupted) {
+  TempDir straight, interrupted;
+  straight.write("c.toml", small_config());
+  interrupted.write("c.toml", small_config());
+  ASSERT_EQ(train(straight).exit_code, 0);
+
+  // Start, wait for the first logged steps, then SIGTERM: the step finishes, a checkpoint is
+  // written, and the exit code says so.
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string config = (interrupted / "c.toml").string();
+    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto steps = interrupted / "runs" / "t" / "main" / "metrics_steps.jsonl";
+  for (int i = 0; i < 600 && (!std::filesystem::exists(steps) || std::filesystem::file_size(steps) == 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(child, SIGTERM);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 3) << "expected the documented 'interrupted' exit code";
+  EXPECT_TRUE(std::filesystem::exists(interrupted / "runs" / "t" / "main" / "checkpoints" / "last.safetensors"));
+
+  const RunResult refused = train(interrupted);  // neither --resume nor --restart: nothing is lost
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--resume"), std::string::npos) << refused.err;
+
+  const RunResult resumed = train(interrupted, {"--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(ssld::test::read_file(straight / "runs" / "t" / "main" / "student.safetensors"),
+            ssld::test::read_file(interrupted / "runs" / "t" / "main" / "student.safetensors"))
+      << "resumed weights differ from the uninterrupted run's";
+}
+
+TEST(Train, ResumeRefusesAChangedConfig) {
+  TempDir dir;
+  dir.write("c.toml", small_config());
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string config = (dir / "c.toml").string();
+    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto steps = dir / "runs" / "t" / "main" / "metrics_steps.jsonl";
+  for (int i = 0; i < 600 && (!std::filesystem::exists(steps) || std::filesystem::file_size(steps) == 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(child, SIGTERM);
+  int status = 0;
+  waitpid(child, &status, 0);
+  const RunResult changed = train(dir, {"--resume", "--set", "train.lr=0.01"});
+  EXPECT_EQ(changed.exit_code, 2);
+  EXPECT_NE(changed.err.find("refusing to resume"), std::string::npos) << changed.err;
+  EXPECT_NE(changed.err.find("config changed"), std::string::npos) << changed.err;
+}
+
+TEST(Train, DivergingRunSkipsNonFiniteStepsThenStops) {
+  TempDir dir;
+  dir.write("c.toml", small_config());
+  const RunResult result = train(dir, {"--set", "train.lr=1e30", "--set", "train.max_nonfinite_steps=3"});
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("consecutive steps had a non-finite loss or gradient"), std::string::npos) << result.err;
+}
