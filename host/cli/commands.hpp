@@ -32,7 +32,17 @@ struct TrainCommand {
   bool restart = false;  // start every stage over, deleting its earlier results
 };
 
+struct EvalCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string stage;        // default: the last stage
+  std::string weights;      // student weights to evaluate (safetensors)
+  bool teacher = false;     // evaluate the stage's teacher instead
+  std::string predictions;  // CSV of per-sample top-5 predictions
+};
+
 int run_plugins(const PluginsCommand& command);
+int run_eval(const EvalCommand& command);
 int run_train(const TrainCommand& command);
 int run_bench_data(const BenchDataCommand& command);
 int run_check(const CheckCommand& command);

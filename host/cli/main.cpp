@@ -62,6 +62,15 @@ int main(int argc, char** argv) {
   auto* resume_flag = train_app->add_flag("--resume", train.resume, "continue an unfinished stage from its last checkpoint");
   train_app->add_flag("--restart", train.restart, "start every stage over, deleting earlier results")->excludes(resume_flag);
 
+  EvalCommand eval;
+  auto* eval_app = app.add_subcommand("eval", "top-1/top-5 of a student or teacher on data.val");
+  eval_app->add_option("config", eval.config, "the config file (TOML)")->required();
+  eval_app->add_option("--set", eval.overrides, "override a config key")->type_name("KEY=VALUE");
+  eval_app->add_option("--stage", eval.stage, "which stage's models (default: the last)");
+  eval_app->add_option("--weights", eval.weights, "student weights (safetensors) to evaluate");
+  eval_app->add_flag("--teacher", eval.teacher, "evaluate the stage's teacher instead of its student");
+  eval_app->add_option("--predictions", eval.predictions, "write per-sample top-5 predictions to this CSV");
+
   BenchDataCommand bench_data;
   auto* bench_data_app =
       app.add_subcommand("bench-data", "images/s of a data pipeline, decode-only and full, for 1..N threads");
@@ -84,6 +93,7 @@ int main(int argc, char** argv) {
     if (check_app->parsed()) return run_check(check);
     if (bench_data_app->parsed()) return run_bench_data(bench_data);
     if (train_app->parsed()) return run_train(train);
+    if (eval_app->parsed()) return run_eval(eval);
   } catch (const Interrupted& error) {
     return report(error.what(), kInterruptedExitCode);
   } catch (const ConfigError& error) {

@@ -99,6 +99,22 @@ TEST(Train, LearnsFashionMnistWellAboveChanceAndWritesItsRunFolder) {
   EXPECT_GT(top1, 60.0) << "chance is 10%";
   EXPECT_NE(result.out.find("| main | small_cnn |"), std::string::npos) << result.out;
 
+  // `ssld eval` reproduces the best epoch's accuracy from its weights and writes predictions.
+  const RunResult eval = ssld::test::run_program(
+      kSsld, {"-q", "eval", (dir / "c.toml").string(), "--weights", (folder / "best.safetensors").string(),
+              "--predictions", (dir / "predictions.csv").string()});
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  char expected[64];
+  std::snprintf(expected, sizeof(expected), "top-1 %.2f%%", top1);
+  EXPECT_NE(eval.out.find(expected), std::string::npos) << eval.out << " expected " << expected;
+  std::ifstream predictions(dir / "predictions.csv");
+  std::string header;
+  std::getline(predictions, header);
+  EXPECT_EQ(header, "id,label,top1,top2,top3,top4,top5,p1,p2,p3,p4,p5");
+  int rows = 0;
+  for (std::string line; std::getline(predictions, line);) ++rows;
+  EXPECT_EQ(rows, 1000);
+
   // A second invocation finds the stage finished and skips it.
   const RunResult again = train(dir);
   EXPECT_EQ(again.exit_code, 0) << again.err;
