@@ -81,6 +81,24 @@ nlohmann::json summary(const TempDir& dir, const std::string& stage) {
   return nlohmann::json::parse(in);
 }
 
+// Starts `ssld train`, waits until it has logged its first steps, then sends SIGTERM; returns
+// the exit status (3 when it stopped after writing a checkpoint).
+int train_until_interrupted(const TempDir& dir) {
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string config = (dir / "c.toml").string();
+    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto steps = dir / "runs" / "t" / "main" / "metrics_steps.jsonl";
+  for (int i = 0; i < 600 && (!std::filesystem::exists(steps) || std::filesystem::file_size(steps) == 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(child, SIGTERM);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 }  // namespace
 
 TEST(Train, LearnsFashionMnistWellAboveChanceAndWritesItsRunFolder) {
@@ -160,22 +178,9 @@ TEST(Train, InterruptedAndResumedEqualsUninterrupted) {
   interrupted.write("c.toml", small_config());
   ASSERT_EQ(train(straight).exit_code, 0);
 
-  // Start, wait for the first logged steps, then SIGTERM: the step finishes, a checkpoint is
-  // written, and the exit code says so.
-  const pid_t child = fork();
-  if (child == 0) {
-    const std::string config = (interrupted / "c.toml").string();
-    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  const auto steps = interrupted / "runs" / "t" / "main" / "metrics_steps.jsonl";
-  for (int i = 0; i < 600 && (!std::filesystem::exists(steps) || std::filesystem::file_size(steps) == 0); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  kill(child, SIGTERM);
-  int status = 0;
-  waitpid(child, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_EQ(WEXITSTATUS(status), 3) << "expected the documented 'interrupted' exit code";
+  // SIGTERM after the first logged steps: the step finishes, a checkpoint is written, and the
+  // exit code says so.
+  ASSERT_EQ(train_until_interrupted(interrupted), 3) << "expected the documented 'interrupted' exit code";
   EXPECT_TRUE(std::filesystem::exists(interrupted / "runs" / "t" / "main" / "checkpoints" / "last.safetensors"));
 
   const RunResult refused = train(interrupted);  // neither --resume nor --restart: nothing is lost
@@ -192,18 +197,7 @@ TEST(Train, InterruptedAndResumedEqualsUninterrupted) {
 TEST(Train, ResumeRefusesAChangedConfig) {
   TempDir dir;
   dir.write("c.toml", small_config());
-  const pid_t child = fork();
-  if (child == 0) {
-    const std::string config = (dir / "c.toml").string();
-    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  const auto steps = dir / "runs" / "t" / "main" / "metrics_steps.jsonl";
-  for (int i = 0; i < 600 && (!std::filesystem::exists(steps) || std::filesystem::file_size(steps) == 0); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  kill(child, SIGTERM);
-  int status = 0;
-  waitpid(child, &status, 0);
+  ASSERT_EQ(train_until_interrupted(dir), 3);
   const RunResult changed = train(dir, {"--resume", "--set", "train.lr=0.01"});
   EXPECT_EQ(changed.exit_code, 2);
   EXPECT_NE(changed.err.find("refusing to resume"), std::string::npos) << changed.err;
