@@ -17,7 +17,7 @@ std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const st
 
   const size_t before = diagnostics.items().size();
   validate_host_tables(setup->root, diagnostics);
-  setup->run = diagnostics.items().size() == before ? read_run_settings(setup->root) : RunSettings{"", 0, "cpu", "", 0};
+  setup->run = diagnostics.items().size() == before ? read_run_settings(setup->root) : RunSettings{"run", 0, "cpu", "runs", 0};
   // Set explicitly: left alone, this libtorch ran its CPU kernels on one thread here (4x slower
   // on 2 cores).
   const int64_t cores = static_cast<int64_t>(std::thread::hardware_concurrency());

@@ -32,6 +32,9 @@ std::string toml_type_name(const TomlValue& value) {
 }
 
 void Diagnostics::add(SourcePlace place, std::string message) {
+  // Every stage re-validates the tables it shares with the others: report a problem once.
+  for (const auto& item : items_)
+    if (item.message == message && item.place.str() == place.str()) return;
   items_.push_back(Diagnostic{std::move(place), std::move(message)});
 }
 

@@ -31,7 +31,8 @@ device = "cpu"
 type = "tiny_mlp"
 hidden = 32
 TOML
-"$work/prefix/bin/ssld" check "$work/mlp.toml" | grep -q "student = tiny_mlp"
+checked=$("$work/prefix/bin/ssld" check "$work/mlp.toml")
+grep -q "stage main: student tiny_mlp" <<<"$checked" || { echo "check of a tiny_mlp config:"; echo "$checked"; exit 1; }
 
 for plugin in "$work/example/libtiny_mlp.so" "$work"/prefix/lib/ssld/plugins/*.so; do
   exported=$(nm -D --defined-only "$plugin" | awk '{print $3}' | grep -v '^ssld_plugin_\(info\|register\)_v1$' || true)
