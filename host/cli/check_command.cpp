@@ -19,10 +19,6 @@ int run_check(const CheckCommand& command) {
   for (size_t i = 0; i < stages.size(); ++i) {
     Stage& stage = stages[i];
     resolve_stage_references(stage, std::vector<Stage>(stages.begin(), stages.begin() + i), folders, diagnostics);
-    // A teacher made of an earlier stage's weights can only be built once that stage has run.
-    const bool teacher_ready = !stage.config.contains("teacher") || !stage.config.at("teacher").contains("weights") ||
-                               !stage.config.at("teacher").at("weights").is_string() ||
-                               std::filesystem::exists(stage.config.at("teacher").at("weights").as_string().str);
     AssemblyOptions options;
     options.require_training = stages.size() > 1 || stage.config.contains("loss");
     options.weights_must_exist = false;
@@ -30,8 +26,10 @@ int run_check(const CheckCommand& command) {
     std::string line = "stage " + stage.name + ":";
     if (stage.config.contains("student") && components.student)
       line += " student " + stage.config.at("student").at("type").as_string().str;
+    // Without problems, assemble_stage leaves out only a teacher whose earlier stage has not
+    // written its weights yet.
     if (components.teacher) line += ", teacher " + stage.config.at("teacher").at("type").as_string().str;
-    else if (!teacher_ready) line += ", teacher from an earlier stage's weights (built when it has run)";
+    else if (stage.config.contains("teacher")) line += ", teacher from an earlier stage's weights (built when it has run)";
     for (const auto& loss : components.losses) line += ", loss " + loss.name + " x" + std::to_string(loss.weight);
     for (const auto* pipeline : {components.train.get(), components.val.get()}) {
       if (!pipeline) continue;

@@ -6,6 +6,8 @@
 #include "train/assembly.hpp"
 #include "weights/safetensors.hpp"
 
+#include <ssld/rng.hpp>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -19,11 +21,10 @@ namespace ssld::host {
 
 namespace {
 
+// The stage config's identity in checkpoints: ssld's one stable string hash (FNV-1a).
 std::string hash_text(const std::string& text) {
-  uint64_t hash = 14695981039346656037ull;
-  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
   char out[17];
-  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(hash));
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(Rng::purpose_of(text)));
   return out;
 }
 

@@ -220,8 +220,6 @@ class MixedSampler : public ssld::Sampler {
     return refs;
   }
 
-  const std::vector<int64_t>& counts() const { return counts_; }
-
  private:
   std::vector<double> fractions_;
   int64_t epoch_source_;
