@@ -4,6 +4,8 @@
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
+#include <ssld/model.hpp>
+
 #include <spdlog/spdlog.h>
 
 namespace ssld::host {
@@ -35,6 +37,23 @@ class HostContext : public Context {
  private:
   const ComponentFactory& factory_;
   std::string owner_;
+};
+
+// A teacher from a plugin built before ABI 1.1 has no named_state() in its vtable: the host
+// talks to it through this wrapper, which answers {} (nothing to verify) instead.
+class PreStateTeacher : public Teacher {
+ public:
+  explicit PreStateTeacher(std::unique_ptr<Teacher> inner) : inner_(std::move(inner)) {}
+  ModelOutput forward(const at::Tensor& images, const std::vector<std::string>& features) override {
+    return inner_->forward(images, features);
+  }
+  void to(c10::Device device) override { inner_->to(device); }
+  int64_t num_classes() const override { return inner_->num_classes(); }
+  std::vector<std::string> feature_names() const override { return inner_->feature_names(); }
+  std::string identity() const override { return inner_->identity(); }
+
+ private:
+  std::unique_ptr<Teacher> inner_;
 };
 
 std::string list(const std::vector<std::string>& names) {
@@ -87,6 +106,12 @@ std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& 
     diagnostics.add(SourcePlace::of(table), "cannot create " + owner + origin + ": " +
                                                 (made.error.empty() ? "its factory returned nothing" : made.error));
     return nullptr;
+  }
+  if (kind == Kind::Teacher && component->plugin && component->plugin->abi_minor < 1) {
+    spdlog::warn("{} comes from a plugin built for ABI {}.{}: its weights cannot be checked for changes; rebuild it "
+                 "against this SDK", owner, component->plugin->abi_major, component->plugin->abi_minor);
+    return std::make_unique<PreStateTeacher>(
+        std::unique_ptr<Teacher>(static_cast<Teacher*>(made.component.release())));
   }
   return std::move(made.component);
 }

@@ -93,13 +93,13 @@ TEST(CliPluginErrors, MissingEntryPoint) {
 TEST(CliPluginErrors, AbiMajorMismatch) {
   const RunResult result = plugins_with("abi_major_mismatch");
   expect_user_error(result, "plugin 'abi_major_mismatch' 9.9.9");
-  EXPECT_NE(result.err.find("was built for ssld SDK ABI 2.0, but this ssld speaks ABI 1.0"), std::string::npos)
+  EXPECT_NE(result.err.find("was built for ssld SDK ABI 2.1, but this ssld speaks ABI 1.1"), std::string::npos)
       << result.err;
   EXPECT_NE(result.err.find("libssld_test_abi_major_mismatch.so"), std::string::npos) << result.err;
 }
 
 TEST(CliPluginErrors, PluginBuiltForNewerMinor) {
-  expect_user_error(plugins_with("abi_newer_minor"), "was built against a newer ssld SDK (ABI 1.1) than this ssld supports (ABI 1.0)");
+  expect_user_error(plugins_with("abi_newer_minor"), "was built against a newer ssld SDK (ABI 1.2) than this ssld supports (ABI 1.1)");
 }
 
 TEST(CliPluginErrors, FingerprintMismatchNamesBothBuilds) {

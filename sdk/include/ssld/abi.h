@@ -10,7 +10,9 @@
  *     can see (these structs, an interface's virtual functions, a helper's layout) bumps major.
  *   - the host's SSLD_ABI_MINOR must be >= the plugin's. Adding something optional that old
  *     plugins need not know about (a new host service appended to ssld::Context or
- *     ssld::Options, a new component kind) bumps minor and resets nothing.
+ *     ssld::Options, a new component kind, a virtual function with a default appended to a
+ *     component interface) bumps minor and resets nothing. The host never calls an appended
+ *     function on a component whose plugin predates it (see the history below).
  *   - the build fingerprint must be equal: C++ objects (torch::Tensor, std::string) cross the
  *     boundary after the handshake, so libtorch's version, the libstdc++ string ABI, the
  *     compiler family and major version, and CUDA-or-not have to be the same on both sides.
@@ -22,7 +24,10 @@
 #include <stdint.h>
 
 #define SSLD_ABI_MAJOR 1
-#define SSLD_ABI_MINOR 0
+#define SSLD_ABI_MINOR 1
+/* History:
+ *   1.0  first release.
+ *   1.1  ssld::Teacher::named_state() (the host verifies that teachers stay frozen). */
 
 /* Names of the two entry points, as the host looks them up. */
 #define SSLD_PLUGIN_INFO_SYMBOL "ssld_plugin_info_v1"

@@ -46,6 +46,10 @@ class Teacher : public Component {
   // A stable string naming the architecture and weights (e.g. a hash of the weights file):
   // soft-label caches are keyed by it, so two different teachers must never share one.
   virtual std::string identity() const = 0;
+  // Every tensor the teacher computes with (parameters and buffers, state-dict names). The host
+  // fingerprints them before training and checks after every epoch that none changed. Since
+  // ABI 1.1; a teacher with nothing to show returns {} and is not checked.
+  virtual NamedTensors named_state() const { return {}; }
 };
 
 }  // namespace ssld
