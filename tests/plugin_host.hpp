@@ -6,6 +6,7 @@
 #include "config/config_loader.hpp"
 #include "data/data_config.hpp"
 #include "plugin/plugin_loader.hpp"
+#include "train/assembly.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@ class PluginHost {
   PluginHost() {
     plugins_.load(SSLD_BUILTIN_PLUGIN_DIR);
     plugins_.load(std::string(SSLD_TEST_PLUGIN_ROOT) + "/stalling_dataset");
+    plugins_.load(std::string(SSLD_TEST_PLUGIN_ROOT) + "/faulty_teacher");
   }
 
   // The config text is written to a file in `dir` first, so relative paths and places work.
@@ -53,6 +55,18 @@ class PluginHost {
     const host::TomlValue root = config("[component]\n" + table_body);
     auto made = factory.create(kind_of<Interface>(), root.at("component"), "component");
     return std::unique_ptr<Interface>(static_cast<Interface*>(made.release()));
+  }
+
+  // Everything a stage's config describes, built as `ssld train` builds it; fails the test
+  // (with every diagnostic) when it cannot.
+  host::StageComponents stage(const std::string& text, uint64_t seed = 0) {
+    const host::ComponentFactory factory(registry_, c10::Device(c10::kCPU), seed);
+    host::Diagnostics diagnostics;
+    host::StageComponents built = host::assemble_stage(config(text), factory, {}, diagnostics);
+    std::string problems;
+    for (const auto& item : diagnostics.items()) problems += item.place.str() + ": " + item.message + "\n";
+    EXPECT_TRUE(diagnostics.empty()) << problems;
+    return built;
   }
 
   const TempDir& dir() const { return dir_; }

@@ -38,7 +38,8 @@ nlohmann::json to_json(const StageResult& result) {
   return {{"best_top1", result.best_top1}, {"best_top5", result.best_top5}, {"final_top1", result.final_top1},
           {"final_top5", result.final_top5}, {"ema_top1", result.ema_top1},   {"ema_top5", result.ema_top5},
           {"teacher_top1", result.teacher_top1}, {"teacher_top5", result.teacher_top5}, {"seconds", result.seconds},
-          {"images_per_second", result.images_per_second}, {"skipped_steps", result.skipped_steps}};
+          {"images_per_second", result.images_per_second}, {"skipped_steps", result.skipped_steps},
+          {"overflow_steps", result.overflow_steps}};
 }
 
 std::string percent(double value) {

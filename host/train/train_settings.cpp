@@ -27,7 +27,13 @@ const Schema& train_table_schema() {
           .add_float("ema_decay", 0.0, "keep an exponential moving average of the weights (e.g. 0.999; 0: off)")
           .add_int("eval_every", 1, "evaluate on data.val every this many epochs (and after the last)")
           .add_int("log_every", 50, "log a line (or refresh the progress bar) every this many steps")
-          .add_int("max_nonfinite_steps", 20, "stop after this many consecutive steps with non-finite loss or gradients");
+          .add_int("max_nonfinite_steps", 20, "stop after this many consecutive steps with non-finite loss or gradients")
+          .add_string("precision", "fp32",
+                      "student arithmetic on CUDA: autocast to bf16, or to fp16 with dynamic loss scaling (fp32 elsewhere)",
+                      {"fp32", "bf16", "fp16"})
+          .add_float("loss_scale", 65536.0, "fp16: the initial loss scale")
+          .add_int("loss_scale_growth_interval", 2000, "fp16: double the scale after this many steps without overflow")
+          .add_bool("channels_last", false, "keep images and convolution weights in NHWC (faster convolutions on tensor cores)");
   return schema;
 }
 
@@ -55,6 +61,10 @@ TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostic
   settings.eval_every = options.get_int("eval_every");
   settings.log_every = options.get_int("log_every");
   settings.max_nonfinite_steps = options.get_int("max_nonfinite_steps");
+  settings.precision = options.get_string("precision");
+  settings.loss_scale = options.get_float("loss_scale");
+  settings.loss_scale_growth_interval = options.get_int("loss_scale_growth_interval");
+  settings.channels_last = options.get_bool("channels_last");
 
   auto problem = [&](const std::string& key, const std::string& message) {
     diagnostics.add(SourcePlace::of(table.contains(key) ? table.at(key) : table), "[train] " + key + ": " + message);
@@ -66,6 +76,8 @@ TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostic
   if (settings.ema_decay < 0 || settings.ema_decay >= 1) problem("ema_decay", "must lie in [0, 1)");
   if (settings.eval_every <= 0) problem("eval_every", "must be positive");
   if (settings.log_every <= 0) problem("log_every", "must be positive");
+  if (settings.loss_scale <= 0) problem("loss_scale", "must be positive");
+  if (settings.loss_scale_growth_interval <= 0) problem("loss_scale_growth_interval", "must be positive");
   if (settings.schedule == "piecewise" && settings.lr_values.size() != settings.milestones.size())
     problem("lr_values", "piecewise needs one lr per milestone");
   if ((settings.schedule == "step" || settings.schedule == "piecewise") && settings.milestones.empty())

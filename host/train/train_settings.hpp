@@ -32,6 +32,10 @@ struct TrainSettings {
   int64_t eval_every = 1;            // epochs
   int64_t log_every = 50;            // steps
   int64_t max_nonfinite_steps = 20;  // consecutive skipped steps before the run stops
+  std::string precision = "fp32";    // fp32 | bf16 | fp16 (CUDA autocast; fp32 on other devices)
+  double loss_scale = 65536.0;       // fp16: initial dynamic loss scale
+  int64_t loss_scale_growth_interval = 2000;
+  bool channels_last = false;
 };
 
 const Schema& train_table_schema();

@@ -5,7 +5,10 @@
 #include "data/loader.hpp"
 #include "eval/evaluation.hpp"
 #include "train/metrics_log.hpp"
+#include "train/mixed_precision.hpp"
 #include "train/optimization.hpp"
+#include "train/progress_display.hpp"
+#include "train/teacher_guard.hpp"
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
@@ -40,13 +43,6 @@ double seconds_between(std::chrono::steady_clock::time_point a, std::chrono::ste
   return std::chrono::duration<double>(b - a).count();
 }
 
-std::string format_duration(double seconds) {
-  char text[32];
-  const int s = static_cast<int>(seconds);
-  std::snprintf(text, sizeof(text), "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
-  return text;
-}
-
 }  // namespace
 
 void install_stop_signals() {
@@ -73,12 +69,40 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
                  std::string config_hash)
     : components_(components), folder_(std::move(folder)), device_(device), seed_(seed),
       config_hash_(std::move(config_hash)) {
+  const TrainSettings& settings = components_.settings;
   std::filesystem::create_directories(folder_ / "checkpoints");
-  components_.student->to(device_);
+  Student& student = *components_.student;
+  student.to(device_);
   if (components_.teacher) components_.teacher->to(device_);
-  optimizer_ = std::make_unique<Optimizer>(components_.student->named_parameters(), components_.settings);
-  if (components_.settings.ema_decay > 0) ema_ = std::make_unique<Ema>(*components_.student, components_.settings.ema_decay);
+  if (settings.channels_last) {  // convolution weights in NHWC, like the batches the step feeds
+    NamedTensors tensors = student.named_parameters();
+    for (auto& buffer : student.named_buffers()) tensors.push_back(std::move(buffer));
+    if (components_.teacher)
+      for (auto& tensor : components_.teacher->named_state()) tensors.push_back(std::move(tensor));
+    for (auto& [name, tensor] : tensors)
+      if (tensor.dim() == 4) tensor.set_data(tensor.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  if (settings.precision != "fp32") {
+    if (device_.is_cuda()) {
+      autocast_ = true;
+      autocast_dtype_ = settings.precision == "bf16" ? at::kBFloat16 : at::kHalf;
+    } else {
+      spdlog::warn("[train] precision = \"{}\" needs CUDA; training in fp32 on {}", settings.precision, device_.str());
+    }
+  }
+  scaler_ = std::make_unique<LossScaler>(autocast_ && autocast_dtype_ == at::kHalf, settings.loss_scale,
+                                         settings.loss_scale_growth_interval);
+  if (components_.teacher) {
+    teacher_guard_ = std::make_unique<TeacherGuard>(*components_.teacher);
+    if (teacher_guard_->tensors() == 0) spdlog::warn("the teacher shows no tensors (named_state): it cannot be checked for changes");
+  }
+  optimizer_ = std::make_unique<Optimizer>(student.named_parameters(), settings);
+  if (settings.ema_decay > 0) ema_ = std::make_unique<Ema>(student, settings.ema_decay);
   metrics_ = std::make_unique<MetricsLog>(folder_);
+  for (const auto& term : components_.losses) {
+    for (auto& name : term.loss->student_features()) student_features_.push_back(name);
+    for (auto& name : term.loss->teacher_features()) teacher_features_.push_back(name);
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -99,9 +123,11 @@ StageResult Trainer::run(bool resume) {
   }
   for (; epoch < settings.epochs; ++epoch, step = 0) {
     train_epoch(epoch, step, progress);
+    if (teacher_guard_) teacher_guard_->verify("after epoch " + std::to_string(epoch + 1));
     if ((epoch + 1) % settings.eval_every == 0 || epoch + 1 == settings.epochs) evaluate_epoch(epoch, progress);
     save_checkpoint(epoch + 1, 0, progress);
   }
+  if (teacher_guard_) teacher_guard_->verify("at the end of training");
   write_safetensors((folder_ / "student.safetensors").string(), state_dict(*components_.student),
                     {{"format", "ssld-weights-1"}});
   if (ema_) write_safetensors((folder_ / "student_ema.safetensors").string(), ema_->tensors(), {{"format", "ssld-weights-1"}});
@@ -110,24 +136,64 @@ StageResult Trainer::run(bool resume) {
   return result_;
 }
 
+StepOutcome Trainer::step(const Batch& batch, double lr) {
+  const TrainSettings& settings = components_.settings;
+  Student& student = *components_.student;
+  const at::Tensor images =
+      settings.channels_last ? batch.images.contiguous(at::MemoryFormat::ChannelsLast) : batch.images;
+  ModelOutput teacher_output;
+  if (components_.teacher) {  // outside autocast: the teacher's own precision option governs it
+    c10::NoGradGuard no_grad;
+    teacher_output = components_.teacher->forward(images, teacher_features_);
+  }
+  at::Tensor total;
+  std::vector<at::Tensor> logged;  // the total, then each term: copied to the host in one sync
+  {
+    const AutocastScope autocast(autocast_, autocast_dtype_);
+    const ModelOutput student_output = student.forward(images, student_features_);
+    for (auto& term : components_.losses) {
+      const LossOutput output = term.loss->compute(LossInputs{student_output,
+                                                              components_.teacher ? &teacher_output : nullptr,
+                                                              batch.labels, batch.label_mask, batch.mix_index,
+                                                              batch.mix_lambda});
+      const at::Tensor value = output.value.to(at::kFloat);
+      total = total.defined() ? total + value * term.weight : value * term.weight;
+      logged.push_back(value.detach());
+    }
+  }
+  logged.insert(logged.begin(), total.detach());
+  const at::Tensor values = at::stack(logged).to(at::kCPU, at::kDouble);
+  StepOutcome outcome;
+  outcome.loss = values[0].item<double>();
+  for (int64_t i = 1; i < values.size(0); ++i) outcome.terms.push_back(values[i].item<double>());
+  optimizer_->zero_grad();
+  outcome.loss_finite = std::isfinite(outcome.loss);
+  if (outcome.loss_finite) {
+    scaler_->scaled(total).backward();
+    scaler_->unscale(student.named_parameters());
+    outcome.gradients_finite = std::isfinite(optimizer_->clip_gradients(settings.clip_grad_norm));
+    scaler_->update(outcome.gradients_finite);
+  }
+  if (outcome.applied()) {
+    optimizer_->step(lr);
+    if (ema_) ema_->update(student);
+  }
+  return outcome;
+}
+
 void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress) {
   const TrainSettings& settings = components_.settings;
   DataPipeline& train = *components_.train;
-  Student& student = *components_.student;
-  std::vector<std::string> student_features, teacher_features;
-  for (const auto& term : components_.losses) {
-    for (auto& name : term.loss->student_features()) student_features.push_back(name);
-    for (auto& name : term.loss->teacher_features()) teacher_features.push_back(name);
-  }
   const int64_t steps = train.sampler->steps_per_epoch();
-  const bool terminal = isatty(STDERR_FILENO);
+  ProgressDisplay display(isatty(STDERR_FILENO));
   Loader loader(*train.samples, *train.sampler, train.loader);
   loader.start(epoch, first_step);
-  student.train(true);
-  auto window_start = std::chrono::steady_clock::now();
-  int64_t window_images = 0;
+  components_.student->train(true);
+  const auto epoch_start = std::chrono::steady_clock::now();
+  auto window_start = epoch_start;
+  int64_t window_images = 0, epoch_images = 0, epoch_loss_steps = 0;
   std::vector<double> window_terms(components_.losses.size(), 0.0);
-  double window_loss = 0;
+  double window_loss = 0, epoch_loss = 0;
   int64_t window_steps = 0;
 
   while (auto host_batch = loader.next()) {
@@ -135,57 +201,46 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress)
     const double lr = learning_rate(settings, epoch * steps + host_batch->step, steps);
     progress.last_lr = lr;
     if (n > 0) {
-      const Batch batch = to_device(*host_batch, train, device_, seed_);
-      ModelOutput teacher_output;
-      if (components_.teacher) {
-        c10::NoGradGuard no_grad;
-        teacher_output = components_.teacher->forward(batch.images, teacher_features);
-      }
-      const ModelOutput student_output = student.forward(batch.images, student_features);
-      at::Tensor total;
-      std::vector<double> terms;
-      for (auto& term : components_.losses) {
-        const LossOutput output = term.loss->compute(LossInputs{student_output,
-                                                                components_.teacher ? &teacher_output : nullptr,
-                                                                batch.labels, batch.label_mask, batch.mix_index,
-                                                                batch.mix_lambda});
-        total = total.defined() ? total + output.value * term.weight : output.value * term.weight;
-        terms.push_back(output.value.item<double>());
-      }
-      const double loss = total.item<double>();
-      optimizer_->zero_grad();
-      bool finite = std::isfinite(loss);
-      if (finite) {
-        total.backward();
-        finite = std::isfinite(optimizer_->clip_gradients(settings.clip_grad_norm));
-      }
-      if (!finite) {
+      const StepOutcome outcome = step(to_device(*host_batch, train, device_, seed_), lr);
+      if (outcome.applied()) {
+        progress.consecutive_nonfinite = 0;
+        for (size_t i = 0; i < outcome.terms.size(); ++i) window_terms[i] += outcome.terms[i];
+        window_loss += outcome.loss;
+        ++window_steps;
+        epoch_loss += outcome.loss;
+        ++epoch_loss_steps;
+        progress.loss_sum += outcome.loss;
+        ++progress.loss_steps;
+      } else if (outcome.loss_finite && scaler_->enabled() && scaler_->scale() >= 1.0) {
+        ++result_.overflow_steps;  // expected now and then with fp16: the scaler backed off
+        spdlog::debug("epoch {} step {}: fp16 gradients overflowed, loss scale now {}", epoch, host_batch->step,
+                      scaler_->scale());
+      } else {
+        display.finish();
         ++result_.skipped_steps;
         if (++progress.consecutive_nonfinite > settings.max_nonfinite_steps)
           throw Error("training stopped: " + std::to_string(progress.consecutive_nonfinite) +
                       " consecutive steps had a non-finite loss or gradient (epoch " + std::to_string(epoch) +
                       ", step " + std::to_string(host_batch->step) + "). Lower [train] lr, set clip_grad_norm, "
                       "or check the data; the last good checkpoint is in " + (folder_ / "checkpoints").string());
-        spdlog::warn("epoch {} step {}: non-finite loss or gradient, step skipped ({} in a row)", epoch,
-                     host_batch->step, progress.consecutive_nonfinite);
-      } else {
-        progress.consecutive_nonfinite = 0;
-        optimizer_->step(lr);
-        if (ema_) ema_->update(student);
-        for (size_t i = 0; i < terms.size(); ++i) window_terms[i] += terms[i];
-        window_loss += loss;
-        ++window_steps;
-        progress.loss_sum += loss;
-        ++progress.loss_steps;
+        spdlog::warn("epoch {} step {}: non-finite {}, step skipped ({} in a row)", epoch, host_batch->step,
+                     outcome.loss_finite ? "gradient" : "loss", progress.consecutive_nonfinite);
       }
     }
     ++progress.global_step;
     progress.images += n;
     window_images += n;
+    epoch_images += n;
 
-    const bool last = host_batch->step + 1 == steps;
-    if ((host_batch->step + 1) % settings.log_every == 0 || last) {
-      const auto now = std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
+    const bool log_due = (host_batch->step + 1) % settings.log_every == 0 || host_batch->step + 1 == steps;
+    const double epoch_rate = static_cast<double>(epoch_images) / std::max(1e-9, seconds_between(epoch_start, now));
+    const double remaining_steps = static_cast<double>((settings.epochs - epoch) * steps - host_batch->step - 1);
+    display.update(ProgressLine{epoch, settings.epochs, host_batch->step + 1, steps,
+                                epoch_loss_steps ? epoch_loss / epoch_loss_steps : NAN, lr, epoch_rate,
+                                epoch_rate > 0 ? remaining_steps * static_cast<double>(train.batch_size) / epoch_rate : 0},
+                   log_due);
+    if (log_due) {
       const double rate = static_cast<double>(window_images) / std::max(1e-9, seconds_between(window_start, now));
       std::vector<std::pair<std::string, double>> row = {{"epoch", static_cast<double>(epoch)},
                                                          {"step", static_cast<double>(host_batch->step)},
@@ -195,17 +250,8 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress)
                                                          {"images_per_second", rate}};
       for (size_t i = 0; i < window_terms.size(); ++i)
         row.emplace_back("loss/" + components_.losses[i].name, window_steps ? window_terms[i] / window_steps : NAN);
+      if (scaler_->enabled()) row.emplace_back("loss_scale", scaler_->scale());
       metrics_->step(row);
-      const double remaining_steps =
-          static_cast<double>((settings.epochs - epoch) * steps - host_batch->step - 1);
-      const double eta = rate > 0 ? remaining_steps * static_cast<double>(train.batch_size) / rate : 0;
-      char line[256];
-      std::snprintf(line, sizeof(line), "epoch %lld/%lld step %lld/%lld  loss %.4f  lr %.4g  %.0f img/s  eta %s",
-                    static_cast<long long>(epoch + 1), static_cast<long long>(settings.epochs),
-                    static_cast<long long>(host_batch->step + 1), static_cast<long long>(steps),
-                    window_steps ? window_loss / window_steps : NAN, lr, rate, format_duration(eta).c_str());
-      if (terminal) std::fprintf(stderr, "\r%-100s%s", line, last ? "\n" : "");
-      else spdlog::info("{}", line);
       window_start = now;
       window_images = 0;
       window_loss = 0;
@@ -213,12 +259,14 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress)
       std::fill(window_terms.begin(), window_terms.end(), 0.0);
     }
     if (stop_signals.load() > 0) {
+      display.finish();
       loader.stop();
       save_checkpoint(epoch, host_batch->step + 1, progress);
       throw Interrupted("stopped by a signal after epoch " + std::to_string(epoch) + " step " +
                         std::to_string(host_batch->step) + "; a checkpoint was written. Continue with --resume.");
     }
   }
+  display.finish();
 }
 
 void Trainer::evaluate_epoch(int64_t epoch, Progress& progress) {
@@ -267,7 +315,7 @@ void Trainer::save_checkpoint(int64_t epoch, int64_t next_step, const Progress& 
     for (const auto& [name, tensor] : ema_->tensors()) tensors.emplace_back("ema/" + name, tensor);
   for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
   tensors.emplace_back("rng/torch_cpu", at::detail::getDefaultCPUGenerator().get_state());
-  const std::map<std::string, std::string> metadata = {
+  std::map<std::string, std::string> metadata = {
       {"format", "ssld-checkpoint-1"},
       {"epoch", std::to_string(epoch)},
       {"next_step", std::to_string(next_step)},
@@ -279,7 +327,9 @@ void Trainer::save_checkpoint(int64_t epoch, int64_t next_step, const Progress& 
       {"seconds", std::to_string(progress.seconds())},
       {"config_hash", config_hash_},
       {"teacher", components_.teacher ? components_.teacher->identity() : ""},
+      {"overflow_steps", std::to_string(result_.overflow_steps)},
   };
+  metadata.merge(scaler_->state());
   write_safetensors((folder_ / "checkpoints" / "last.safetensors").string(), tensors, metadata);
 }
 
@@ -320,6 +370,8 @@ void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress)
   progress.images = std::stoll(field("images"));
   progress.seconds_before = std::stod(field("seconds"));
   result_.skipped_steps = std::stoll(field("skipped_steps"));
+  if (meta.count("overflow_steps")) result_.overflow_steps = std::stoll(meta.at("overflow_steps"));
+  scaler_->load_state(meta);
   result_.best_top1 = std::max(0.0, progress.best_top1);
   spdlog::info("resuming from {} at epoch {} step {}", path, epoch + 1, step);
 }

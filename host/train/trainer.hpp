@@ -6,6 +6,7 @@
 #include "data/data_config.hpp"
 #include "train/train_settings.hpp"
 
+#include <ssld/augmentation.hpp>
 #include <ssld/loss.hpp>
 #include <ssld/model.hpp>
 
@@ -38,7 +39,17 @@ struct StageResult {
   double teacher_top1 = -1, teacher_top5 = -1;
   double seconds = 0;
   double images_per_second = 0;
-  int64_t skipped_steps = 0;
+  int64_t skipped_steps = 0;   // non-finite loss or gradients
+  int64_t overflow_steps = 0;  // fp16 gradients overflowed at the current loss scale
+};
+
+// What one training step did.
+struct StepOutcome {
+  bool loss_finite = true;
+  bool gradients_finite = true;
+  double loss = 0;            // the weighted total
+  std::vector<double> terms;  // each [[loss]] term, unweighted
+  bool applied() const { return loss_finite && gradients_finite; }
 };
 
 // Exit code of `ssld train` after SIGINT/SIGTERM: the step finished, a checkpoint was written.
@@ -57,6 +68,8 @@ void install_stop_signals();
 class Optimizer;
 class Ema;
 class MetricsLog;
+class LossScaler;
+class TeacherGuard;
 
 class Trainer {
  public:
@@ -69,6 +82,11 @@ class Trainer {
   // Trains (resuming from folder/checkpoints/last.safetensors when `resume`); throws
   // Interrupted after writing a checkpoint when a stop signal arrived.
   StageResult run(bool resume);
+
+  // One SSLD step on a batch already on the device: teacher forward (no grad), student forward
+  // and losses (autocast on CUDA when [train] precision asks), backward (loss-scaled for fp16),
+  // clipping, optimizer and EMA. A step with non-finite loss or gradients changes no weight.
+  StepOutcome step(const Batch& batch, double lr);
 
  private:
   struct Progress;
@@ -85,6 +103,11 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Ema> ema_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<LossScaler> scaler_;
+  std::unique_ptr<TeacherGuard> teacher_guard_;  // null without a teacher
+  bool autocast_ = false;
+  at::ScalarType autocast_dtype_ = at::kFloat;
+  std::vector<std::string> student_features_, teacher_features_;  // what the losses read
   StageResult result_;
 };
 

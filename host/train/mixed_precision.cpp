@@ -1,0 +1,62 @@
+#include "train/mixed_precision.hpp"
+
+#include <ATen/autocast_mode.h>
+
+namespace ssld::host {
+
+AutocastScope::AutocastScope(bool enabled, at::ScalarType dtype) : enabled_(enabled) {
+  if (!enabled_) return;
+  was_enabled_ = at::autocast::is_enabled();
+  previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+  at::autocast::set_enabled(true);
+  at::autocast::set_autocast_gpu_dtype(dtype);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!enabled_) return;
+  // The cast weights cached during the forward are freed when the outermost scope closes.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_enabled(was_enabled_);
+  at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+}
+
+LossScaler::LossScaler(bool enabled, double initial_scale, int64_t growth_interval)
+    : enabled_(enabled), scale_(enabled ? initial_scale : 1.0), growth_interval_(growth_interval) {}
+
+at::Tensor LossScaler::scaled(const at::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }
+
+void LossScaler::unscale(const NamedTensors& parameters) const {
+  if (!enabled_) return;
+  for (const auto& [name, parameter] : parameters) {
+    at::Tensor grad = parameter.grad();
+    if (grad.defined()) grad.mul_(1.0 / scale_);
+  }
+}
+
+void LossScaler::update(bool finite) {
+  if (!enabled_) return;
+  if (!finite) {
+    scale_ *= 0.5;
+    good_steps_ = 0;
+  } else if (++good_steps_ >= growth_interval_) {
+    scale_ *= 2.0;
+    good_steps_ = 0;
+  }
+}
+
+std::map<std::string, std::string> LossScaler::state() const {
+  char scale[32];
+  std::snprintf(scale, sizeof(scale), "%.17g", scale_);  // exact round trip
+  return {{"loss_scale", scale}, {"loss_scale_good_steps", std::to_string(good_steps_)}};
+}
+
+void LossScaler::load_state(const std::map<std::string, std::string>& metadata) {
+  if (!enabled_) return;
+  auto scale = metadata.find("loss_scale");
+  auto good = metadata.find("loss_scale_good_steps");
+  if (scale != metadata.end()) scale_ = std::stod(scale->second);
+  if (good != metadata.end()) good_steps_ = std::stoll(good->second);
+}
+
+}  // namespace ssld::host

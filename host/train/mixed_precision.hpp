@@ -1,0 +1,55 @@
+// Mixed precision on CUDA: an autocast scope for the student's forward and loss, and dynamic
+// loss scaling for fp16 (bf16 has fp32's range and needs none). On other devices the trainer
+// runs fp32 and these are inert.
+#pragma once
+
+#include <ssld/model.hpp>
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+
+namespace ssld::host {
+
+// While alive, CUDA ops run in `dtype` where autocast deems it safe (matmul, conv) and in
+// fp32 where it does not (softmax, losses). `enabled = false` does nothing.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, at::ScalarType dtype);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+  bool was_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kHalf;
+};
+
+// fp16 gradients underflow unless the loss is scaled up before backward. The scale halves on
+// a step whose gradients overflow (that step is skipped) and doubles after `growth_interval`
+// good steps in a row, as torch.cuda.amp.GradScaler does.
+class LossScaler {
+ public:
+  LossScaler(bool enabled, double initial_scale, int64_t growth_interval);
+
+  bool enabled() const { return enabled_; }
+  double scale() const { return scale_; }
+  at::Tensor scaled(const at::Tensor& loss) const;
+  // Divides the gradients by the scale, before clipping and the optimizer see them.
+  void unscale(const NamedTensors& parameters) const;
+  // Records whether the step's gradients were finite and adapts the scale.
+  void update(bool finite);
+
+  std::map<std::string, std::string> state() const;  // checkpoint metadata
+  void load_state(const std::map<std::string, std::string>& metadata);
+
+ private:
+  bool enabled_;
+  double scale_;
+  int64_t growth_interval_;
+  int64_t good_steps_ = 0;
+};
+
+}  // namespace ssld::host

@@ -1,0 +1,45 @@
+// A teacher that breaks the frozen-teacher contract on purpose, for the trainer's guard:
+// fault = "drift" changes a weight at every forward (like BatchNorm left in training mode),
+// "grad" leaves its weight taking gradients, "none" behaves.
+#include <ssld/plugin.hpp>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+namespace {
+
+class FaultyTeacher : public ssld::Teacher {
+ public:
+  FaultyTeacher(const ssld::Options& options, const ssld::Context&)
+      : fault_(options.get_string("fault")),
+        weight_(at::full({10, options.get_int("inputs")}, 0.01)),
+        bias_(at::zeros({10})) {
+    if (fault_ == "grad") weight_.set_requires_grad(true);
+  }
+  ssld::ModelOutput forward(const at::Tensor& images, const std::vector<std::string>&) override {
+    c10::NoGradGuard no_grad;
+    if (fault_ == "drift") weight_.add_(1e-3);
+    return {at::addmm(bias_, images.flatten(1), weight_.t()), {}};
+  }
+  void to(c10::Device device) override {
+    weight_.set_data(weight_.to(device));
+    bias_.set_data(bias_.to(device));
+  }
+  int64_t num_classes() const override { return 10; }
+  std::string identity() const override { return "faulty:" + fault_; }
+  ssld::NamedTensors named_state() const override { return {{"weight", weight_}, {"bias", bias_}}; }
+
+ private:
+  std::string fault_;
+  at::Tensor weight_, bias_;
+};
+
+}  // namespace
+
+SSLD_PLUGIN(SSLD_TEST_PLUGIN_NAME, "0.0.1", registry) {
+  ssld::add_component<ssld::Teacher, FaultyTeacher>(
+      registry, "faulty", "Test teacher that changes its weights or keeps gradients.",
+      ssld::Schema()
+          .add_string("fault", "none", "how to misbehave", {"none", "drift", "grad"})
+          .add_int("inputs", 784, "flattened input size"));
+}
