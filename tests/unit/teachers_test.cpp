@@ -1,0 +1,138 @@
+// Teachers: torchscript against python3-torch's outputs for the same scripted files (generated
+// at test time by fixtures/make_torchscript_teachers.py), ensemble arithmetic, the checkpoint
+// teacher's adapter, and the errors a user sees for a wrong file or class count.
+#include "plugin_host.hpp"
+#include "weights/safetensors.hpp"
+#include "weights/state_dict.hpp"
+
+#include <ssld/model.hpp>
+
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+
+#include <gtest/gtest.h>
+
+using ssld::test::PluginHost;
+
+namespace {
+
+// The fixture's input: x.flat[i] = sin(0.37 i), [4, 1, 28, 28].
+at::Tensor fixture_input() {
+  return at::sin(0.37 * at::arange(4 * 28 * 28, at::kDouble)).to(at::kFloat).view({4, 1, 28, 28});
+}
+
+at::Tensor from_json(const nlohmann::json& rows) {
+  std::vector<float> values;
+  for (const auto& row : rows)
+    for (const auto& v : row) values.push_back(v.get<float>());
+  return at::tensor(values).view({static_cast<int64_t>(rows.size()), -1});
+}
+
+// Writes the scripted teachers once per test binary and returns python3-torch's outputs.
+struct Fixtures {
+  std::string dir;
+  nlohmann::json outputs;
+};
+const Fixtures& fixtures() {
+  static const ssld::test::TempDir dir;
+  static const Fixtures made = [] {
+    const auto result = ssld::test::run_program(
+        "/usr/bin/python3", {SSLD_SOURCE_DIR "/tests/unit/fixtures/make_torchscript_teachers.py", dir.path().string()});
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return Fixtures{dir.path().string(), nlohmann::json::parse(result.out)};
+  }();
+  return made;
+}
+
+std::string model(const std::string& name) { return "\"" + fixtures().dir + "/" + name + ".pt\""; }
+
+double max_difference(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+}  // namespace
+
+TEST(TorchScriptTeacher, MatchesPythonForTensorTupleAndDictOutputs) {
+  PluginHost host;
+  for (const std::string name : {"tensor", "tuple", "dict"}) {
+    auto teacher = host.component<ssld::Teacher>("type = \"torchscript\"\npath = " + model(name) +
+                                                 "\nprobe_shape = [1, 28, 28]");
+    ASSERT_TRUE(teacher) << name;
+    EXPECT_EQ(teacher->num_classes(), 10) << "found by the probe";
+    const ssld::ModelOutput output = teacher->forward(fixture_input(), {});
+    EXPECT_LT(max_difference(output.logits, from_json(fixtures().outputs[name]["logits"])), 1e-5) << name;
+    EXPECT_FALSE(output.logits.requires_grad());
+    EXPECT_EQ(teacher->named_state().size(), 8u) << "conv, bn (2 parameters, 3 buffers), fc (2)";
+    EXPECT_EQ(teacher->identity().rfind("torchscript:", 0), 0u);
+  }
+  auto dict = host.component<ssld::Teacher>("type = \"torchscript\"\npath = " + model("dict") +
+                                            "\nnum_classes = 10\nverify_num_classes = false");
+  const ssld::ModelOutput output = dict->forward(fixture_input(), {"embedding"});
+  EXPECT_LT(max_difference(output.features.at("embedding"), from_json(fixtures().outputs["dict"]["embedding"])), 1e-5);
+  EXPECT_THROW(dict->forward(fixture_input(), {"nonexistent"}), ssld::Error);
+  for (const auto& [name, tensor] : dict->named_state()) EXPECT_FALSE(tensor.requires_grad()) << name;
+}
+
+TEST(TorchScriptTeacher, ClearErrorsForAMissingFileOrWrongClassCount) {
+  PluginHost host;
+  try {
+    host.component<ssld::Teacher>("type = \"torchscript\"\npath = \"/nonexistent/model.pt\"");
+    FAIL() << "a missing file was accepted";
+  } catch (const std::exception& error) {
+    EXPECT_NE(std::string(error.what()).find("cannot load TorchScript model '/nonexistent/model.pt'"), std::string::npos)
+        << error.what();
+  }
+  try {
+    host.component<ssld::Teacher>("type = \"torchscript\"\npath = " + model("seven") +
+                                  "\nnum_classes = 10\nprobe_shape = [1, 28, 28]");
+    FAIL() << "a wrong class count was accepted";
+  } catch (const std::exception& error) {
+    EXPECT_NE(std::string(error.what()).find("the model predicts 7 classes, the config says 10"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(EnsembleTeacher, AveragesProbabilitiesOrLogitsWithWeights) {
+  PluginHost host;
+  const std::string members = "[[component.members]]\ntype = \"torchscript\"\npath = " + model("tensor") +
+                              "\nprobe_shape = [1, 28, 28]\n[[component.members]]\ntype = \"torchscript\"\npath = " +
+                              model("tuple") + "\nprobe_shape = [1, 28, 28]\n";
+  const at::Tensor a = from_json(fixtures().outputs["tensor"]["logits"]);
+  const at::Tensor b = from_json(fixtures().outputs["tuple"]["logits"]);
+
+  auto probabilities = host.component<ssld::Teacher>("type = \"ensemble\"\nweights = [3, 1]\n" + members);
+  const at::Tensor expected = (0.75 * a.softmax(1) + 0.25 * b.softmax(1)).log();
+  const at::Tensor got = probabilities->forward(fixture_input(), {}).logits;
+  EXPECT_LT(max_difference(got, expected), 1e-5);
+  EXPECT_LT(max_difference(got.softmax(1), 0.75 * a.softmax(1) + 0.25 * b.softmax(1)), 1e-6);
+  EXPECT_EQ(probabilities->named_state().size(), 16u);
+  EXPECT_EQ(probabilities->named_state()[8].first, "members.1.conv.weight");
+
+  auto logits = host.component<ssld::Teacher>("type = \"ensemble\"\ncombine = \"logits\"\n" + members);
+  EXPECT_LT(max_difference(logits->forward(fixture_input(), {}).logits, 0.5 * a + 0.5 * b), 1e-5);
+  EXPECT_NE(logits->identity(), probabilities->identity()) << "caches must tell the two apart";
+
+  try {
+    host.component<ssld::Teacher>("type = \"ensemble\"\n" + members + "[[component.members]]\ntype = \"torchscript\"\n"
+                                  "path = " + model("seven") + "\nprobe_shape = [1, 28, 28]\n");
+    FAIL() << "members with different class counts were accepted";
+  } catch (const std::exception& error) {
+    EXPECT_NE(std::string(error.what()).find("member 2 predicts 7 classes, member 0 10"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(CheckpointTeacher, AdapterResizesAndRenormalizesBeforeTheNetwork) {
+  PluginHost host;
+  auto student = host.component<ssld::Student>("type = \"small_cnn\"\nwidth = 4\ndepth = 2", 7);
+  const std::string weights = (host.dir() / "teacher.safetensors").string();
+  ssld::host::write_safetensors(weights, ssld::host::state_dict(*student), {{"format", "ssld-weights-1"}});
+  auto teacher = host.component<ssld::Teacher>(
+      "type = \"checkpoint\"\nweights = \"" + weights +
+      "\"\nstudent = { type = \"small_cnn\", width = 4, depth = 2 }\nadapter = { size = 32, mean = [0.5], std = [2.0] }");
+  const at::Tensor images = fixture_input();
+  student->train(false);
+  const at::Tensor adapted = (at::upsample_bilinear2d(images, {32, 32}, false) - 0.5) / 2.0;
+  const at::Tensor expected = student->forward(adapted, {}).logits;
+  EXPECT_LT(max_difference(teacher->forward(images, {}).logits, expected), 1e-6);
+  EXPECT_EQ(teacher->named_state().size(), ssld::host::state_dict(*student).size());
+}
