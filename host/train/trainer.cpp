@@ -181,7 +181,13 @@ StepOutcome Trainer::step(const Batch& batch, double lr) {
   return outcome;
 }
 
-void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress) {
+int64_t Trainer::train_steps(int64_t epoch, int64_t max_steps) {
+  Progress progress;
+  train_epoch(epoch, 0, progress, max_steps);
+  return progress.images;
+}
+
+void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress, int64_t max_steps) {
   const TrainSettings& settings = components_.settings;
   DataPipeline& train = *components_.train;
   const int64_t steps = train.sampler->steps_per_epoch();
@@ -264,6 +270,10 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress)
       save_checkpoint(epoch, host_batch->step + 1, progress);
       throw Interrupted("stopped by a signal after epoch " + std::to_string(epoch) + " step " +
                         std::to_string(host_batch->step) + "; a checkpoint was written. Continue with --resume.");
+    }
+    if (max_steps > 0 && host_batch->step + 1 - first_step >= max_steps) {
+      loader.stop();
+      break;
     }
   }
   display.finish();

@@ -88,9 +88,13 @@ class Trainer {
   // clipping, optimizer and EMA. A step with non-finite loss or gradients changes no weight.
   StepOutcome step(const Batch& batch, double lr);
 
+  // For benchmarks: the real training loop of `epoch` (loader, device copy, step, logging),
+  // stopped after `max_steps` steps, without evaluation or checkpoint. Returns the images.
+  int64_t train_steps(int64_t epoch, int64_t max_steps);
+
  private:
   struct Progress;
-  void train_epoch(int64_t epoch, int64_t first_step, Progress& progress);
+  void train_epoch(int64_t epoch, int64_t first_step, Progress& progress, int64_t max_steps = -1);
   void save_checkpoint(int64_t epoch, int64_t next_step, const Progress& progress);
   void load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress);
   void evaluate_epoch(int64_t epoch, Progress& progress);

@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Training-speed benchmark: ssld against the same loop in python3-torch, and against the limit.
+
+Runs, side by side in one invocation, on Fashion-MNIST's 60k training images with the demo's
+SSLD stage (tests/bench/train_speed.toml: student small_cnn 8x2, teacher small_cnn 32x3 with
+random weights, batch 128, random_crop(pad 2) + hflip, normalize, SSLD loss, SGD nesterov):
+  - ssld (build/bin/ssld_bench_train): the trainer's real loop end to end; Trainer::step on a
+    batch already in memory (compute only); a minimal hand-written libtorch loop on that batch;
+  - the peer: the same models, loss and optimizer in python3-torch, data in memory (a uint8
+    tensor), torchvision transforms per sample in a torch DataLoader (0 and 2 workers; the
+    better one is the peer), and the same loop on one batch (python's compute only).
+Threads: 2 intra-op threads on both sides. Prints images/s and the ratios the project tracks.
+Not a test: no timing assertions.
+
+usage: tests/bench/train_speed.py [--bench build/bin/ssld_bench_train] [--steps 60] [--rounds 3]
+"""
+import argparse
+import gzip
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import transforms
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+MEAN, STD = 0.2860, 0.3530
+
+
+def small_cnn(width, depth, classes=10):
+    """plugins/models/small_cnn in python: same layers, same state-dict names."""
+    layers, channels = [], 1
+    for stage in range(depth):
+        out = width << stage
+        for _ in range(2):
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels = out
+        layers.append(nn.MaxPool2d(2))
+
+    class SmallCnn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*layers)
+            self.dropout = nn.Dropout(0.0)
+            self.classifier = nn.Linear(channels, classes)
+
+        def forward(self, x):
+            return self.classifier(self.dropout(self.features(x).mean(dim=(2, 3))))
+
+    return SmallCnn()
+
+
+def ssld_loss(student_logits, teacher_logits):
+    """PaddleClas' SSLD loss at T = 1: 1/2 [KL(p_t || p_s) + KL(p_s || p_t)]."""
+    log_s, log_t = F.log_softmax(student_logits, 1), F.log_softmax(teacher_logits, 1)
+    return 0.5 * (F.kl_div(log_s, log_t, reduction="batchmean", log_target=True)
+                  + F.kl_div(log_t, log_s, reduction="batchmean", log_target=True))
+
+
+class InMemory(torch.utils.data.Dataset):
+    def __init__(self, images):
+        self.images = images  # uint8 [N, 1, 28, 28]
+        self.transform = transforms.Compose([transforms.RandomCrop(28, padding=2), transforms.RandomHorizontalFlip()])
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.transform(self.images[index])
+
+
+def python_peer(images, steps, rounds, workers):
+    torch.manual_seed(0)
+    student, teacher = small_cnn(8, 2), small_cnn(32, 3).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    decay = [p for n, p in student.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in student.named_parameters() if p.dim() <= 1]
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=0.1, momentum=0.9, nesterov=True)
+    loader = torch.utils.data.DataLoader(InMemory(images), batch_size=128, shuffle=True, drop_last=True,
+                                         num_workers=workers, persistent_workers=workers > 0, prefetch_factor=4 if workers else 2)
+
+    def step(batch):
+        x = (batch.float() / 255.0 - MEAN) / STD
+        with torch.no_grad():
+            t = teacher(x)
+        loss = ssld_loss(student(x), t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()  # the loss is read every step, as ssld does for its non-finite check
+
+    iterator = iter(loader)
+    for _ in range(5):
+        step(next(iterator))
+    end_to_end, compute = [], []
+    fixed = next(iterator)
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                iterator = iter(loader)
+                batch = next(iterator)
+            step(batch)
+        end_to_end.append((time.perf_counter() - start) / (steps * 128))
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(fixed)
+        compute.append((time.perf_counter() - start) / (steps * 128))
+    return 1.0 / sorted(end_to_end)[len(end_to_end) // 2], 1.0 / sorted(compute)[len(compute) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", default=str(ROOT / "build/bin/ssld_bench_train"))
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    torch.set_num_threads(2)
+    raw = gzip.open(IMAGES).read()
+    images = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28).copy())
+
+    ssld = json.loads(subprocess.run([args.bench, str(ROOT / "tests/bench/train_speed.toml"), "--steps", str(args.steps),
+                                      "--rounds", str(args.rounds)], check=True, capture_output=True, text=True).stdout)
+    peers = {workers: python_peer(images, args.steps, args.rounds, workers) for workers in (0, 2)}
+    best_workers = max(peers, key=lambda w: peers[w][0])
+    peer_e2e, peer_compute = peers[best_workers]
+
+    print(f"SSLD stage, batch 128, {ssld['threads']} threads, device {ssld['device']}, "
+          f"median of {args.rounds} rounds x {args.steps} steps (images/s)")
+    print(f"  ssld end to end (loader, device copy, step)       {ssld['end_to_end_images_per_second']:8.0f}")
+    print(f"  ssld compute only (Trainer::step, batch in memory) {ssld['compute_images_per_second']:8.0f}")
+    print(f"  minimal libtorch loop (same models, same batch)   {ssld['minimal_images_per_second']:8.0f}")
+    for workers, (e2e, compute) in peers.items():
+        print(f"  python3-torch loop, DataLoader {workers} workers        {e2e:8.0f}   (compute only {compute:.0f})")
+    print("ratios:")
+    print(f"  ssld / python3-torch end to end (best peer: {best_workers} workers): "
+          f"{ssld['end_to_end_images_per_second'] / peer_e2e:.2f}x   (target >= 1.3)")
+    print(f"  ssld end to end / ssld compute only:  {ssld['end_to_end_images_per_second'] / ssld['compute_images_per_second']:.2f}x"
+          "   (target >= 0.9)")
+    overhead = ssld['minimal_images_per_second'] / ssld['compute_images_per_second'] - 1.0
+    print(f"  host overhead, Trainer::step vs minimal libtorch loop: {100 * overhead:+.1f}%   (target <= 3%)")
+    print(f"  ssld compute only / python compute only: {ssld['compute_images_per_second'] / peer_compute:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
