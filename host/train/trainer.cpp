@@ -170,7 +170,7 @@ StepOutcome Trainer::step(const Batch& batch, double lr) {
   outcome.loss_finite = std::isfinite(outcome.loss);
   if (outcome.loss_finite) {
     scaler_->scaled(total).backward();
-    scaler_->unscale(student.named_parameters());
+    if (scaler_->enabled()) scaler_->unscale(student.named_parameters());
     outcome.gradients_finite = std::isfinite(optimizer_->clip_gradients(settings.clip_grad_norm));
     scaler_->update(outcome.gradients_finite);
   }

@@ -12,7 +12,7 @@ random weights, batch 128, random_crop(pad 2) + hflip, normalize, SSLD loss, SGD
 Threads: 2 intra-op threads on both sides. Prints images/s and the ratios the project tracks.
 Not a test: no timing assertions.
 
-usage: tests/bench/train_speed.py [--bench build/bin/ssld_bench_train] [--steps 60] [--rounds 3]
+usage: tests/bench/train_speed.py [--bench build/bin/ssld_bench_train] [--steps 30] [--rounds 7]
 """
 import argparse
 import gzip
@@ -121,8 +121,8 @@ def python_peer(images, steps, rounds, workers):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", default=str(ROOT / "build/bin/ssld_bench_train"))
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
     torch.set_num_threads(2)

@@ -119,19 +119,33 @@ int main(int argc, char** argv) try {
   for (int i = 0; i < 5; ++i) trainer.step(batch, settings.lr), minimal_step();
   trainer.train_steps(0, 5);
   std::vector<double> end_to_end, compute, minimal, teacher;
+  // The order alternates between rounds so that drift of the machine's speed (other tenants,
+  // thermal) does not favour one mode.
   for (int64_t round = 0; round < rounds; ++round) {
-    int64_t images = 0;
-    end_to_end.push_back(seconds([&] { images = trainer.train_steps(round + 1, steps); }) / static_cast<double>(images));
-    compute.push_back(seconds([&] {
-                        for (int64_t i = 0; i < steps; ++i) trainer.step(batch, settings.lr);
-                      }) / static_cast<double>(steps * batch_size));
-    minimal.push_back(seconds([&] {
-                        for (int64_t i = 0; i < steps; ++i) minimal_step();
-                      }) / static_cast<double>(steps * batch_size));
-    teacher.push_back(seconds([&] {
-                        c10::NoGradGuard no_grad;
-                        for (int64_t i = 0; i < steps; ++i) stage.teacher->forward(batch.images, {});
-                      }) / static_cast<double>(steps * batch_size));
+    std::vector<std::function<void()>> modes = {
+        [&] {
+          int64_t images = 0;
+          end_to_end.push_back(seconds([&] { images = trainer.train_steps(round + 1, steps); }) /
+                               static_cast<double>(images));
+        },
+        [&] {
+          compute.push_back(seconds([&] {
+                              for (int64_t i = 0; i < steps; ++i) trainer.step(batch, settings.lr);
+                            }) / static_cast<double>(steps * batch_size));
+        },
+        [&] {
+          minimal.push_back(seconds([&] {
+                              for (int64_t i = 0; i < steps; ++i) minimal_step();
+                            }) / static_cast<double>(steps * batch_size));
+        },
+        [&] {
+          teacher.push_back(seconds([&] {
+                              c10::NoGradGuard no_grad;
+                              for (int64_t i = 0; i < steps; ++i) stage.teacher->forward(batch.images, {});
+                            }) / static_cast<double>(steps * batch_size));
+        }};
+    if (round % 2 == 1) std::reverse(modes.begin(), modes.end());
+    for (auto& mode : modes) mode();
   }
   std::filesystem::remove_all(scratch);
   const nlohmann::json result = {{"device", setup->device.str()},
