@@ -36,11 +36,21 @@ struct EvalCommand {
   std::string config;
   std::vector<std::string> overrides;
   std::string stage;        // default: the last stage
-  std::string weights;      // student weights to evaluate (safetensors)
+  std::string weights;      // student weights to evaluate (safetensors, .pth)
   bool teacher = false;     // evaluate the stage's teacher instead
   std::string predictions;  // CSV of per-sample top-5 predictions
 };
 
+struct ExportCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string stage;          // default: the last stage
+  std::string which = "best";  // best | last | ema: which of the stage's weights
+  std::string weights;        // instead: this weights file (safetensors or .pth)
+  std::string output;         // .pth / .pt (torch.save format) or .safetensors
+};
+
+int run_export(const ExportCommand& command);
 int run_plugins(const PluginsCommand& command);
 int run_eval(const EvalCommand& command);
 int run_train(const TrainCommand& command);

@@ -1,4 +1,4 @@
-// `ssld eval CONFIG`: top-1/top-5 of a student (with --weights, or its init_from) or of the
+// `ssld eval CONFIG`: top-1/top-5 of a student (with --weights, or its `weights`) or of the
 // teacher alone on data.val, optionally writing per-sample predictions to CSV.
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
@@ -19,21 +19,8 @@ namespace ssld::host {
 int run_eval(const EvalCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
-  std::vector<Stage> stages = expand_stages(setup->root, diagnostics);
-  diagnostics.throw_if_any();
-  size_t index = stages.size() - 1;  // the last stage by default
-  if (!command.stage.empty()) {
-    std::vector<std::string> names;
-    for (const auto& stage : stages) names.push_back(stage.name);
-    const auto found = std::find(names.begin(), names.end(), command.stage);
-    if (found == names.end())
-      throw ConfigError(SourcePlace{command.config, 0, 0}, "no stage named '" + command.stage + "'" +
-                                                              did_you_mean(command.stage, names));
-    index = static_cast<size_t>(found - names.begin());
-  }
-  Stage& stage = stages[index];
-  resolve_stage_references(stage, std::vector<Stage>(stages.begin(), stages.begin() + index),
-                           stage_folders(setup->run, stages), diagnostics);
+  SelectedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
+  Stage& stage = selected.stage;
   AssemblyOptions options;
   options.require_training = false;
   StageComponents components = assemble_stage(stage.config, *setup->factory, options, diagnostics);
@@ -52,7 +39,7 @@ int run_eval(const EvalCommand& command) {
     what = "teacher " + components.teacher->identity();
   } else {
     Student& student = *components.student;
-    if (!command.weights.empty()) load_state_dict(student, read_safetensors(command.weights).tensors, command.weights);
+    if (!command.weights.empty()) load_state_dict(student, read_weights(command.weights), command.weights);
     student.to(setup->device);
     student.train(false);
     predict = [&](const at::Tensor& images) { return student.forward(images, {}).logits; };

@@ -67,9 +67,19 @@ int main(int argc, char** argv) {
   eval_app->add_option("config", eval.config, "the config file (TOML)")->required();
   eval_app->add_option("--set", eval.overrides, "override a config key")->type_name("KEY=VALUE");
   eval_app->add_option("--stage", eval.stage, "which stage's models (default: the last)");
-  eval_app->add_option("--weights", eval.weights, "student weights (safetensors) to evaluate");
+  eval_app->add_option("--weights", eval.weights, "student weights (.safetensors, .pth) to evaluate");
   eval_app->add_flag("--teacher", eval.teacher, "evaluate the stage's teacher instead of its student");
   eval_app->add_option("--predictions", eval.predictions, "write per-sample top-5 predictions to this CSV");
+
+  ExportCommand export_weights;
+  auto* export_app = app.add_subcommand("export", "write a stage's student weights as .pth (PyTorch) or .safetensors");
+  export_app->add_option("config", export_weights.config, "the config file (TOML)")->required();
+  export_app->add_option("--set", export_weights.overrides, "override a config key")->type_name("KEY=VALUE");
+  export_app->add_option("--stage", export_weights.stage, "which stage's student (default: the last)");
+  export_app->add_option("--which", export_weights.which, "the stage's best, last or EMA weights")->capture_default_str()
+      ->check(CLI::IsMember({"best", "last", "ema"}));
+  export_app->add_option("--weights", export_weights.weights, "export this weights file instead (.safetensors, .pth)");
+  export_app->add_option("-o,--output", export_weights.output, "the file to write: .pth/.pt or .safetensors")->required();
 
   BenchDataCommand bench_data;
   auto* bench_data_app =
@@ -94,6 +104,7 @@ int main(int argc, char** argv) {
     if (bench_data_app->parsed()) return run_bench_data(bench_data);
     if (train_app->parsed()) return run_train(train);
     if (eval_app->parsed()) return run_eval(eval);
+    if (export_app->parsed()) return run_export(export_weights);
   } catch (const Interrupted& error) {
     return report(error.what(), kInterruptedExitCode);
   } catch (const ConfigError& error) {

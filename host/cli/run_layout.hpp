@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config/config_schema.hpp"
+#include "config/diagnostics.hpp"
 #include "train/stages.hpp"
 
 #include <filesystem>
@@ -19,5 +20,15 @@ inline std::vector<std::filesystem::path> stage_folders(const RunSettings& run, 
   for (const auto& stage : stages) folders.push_back(run_folder(run) / stage.name);
   return folders;
 }
+
+struct SelectedStage {
+  Stage stage;                 // its references to earlier stages resolved into plain options
+  std::filesystem::path folder;
+};
+
+// The stage a command-line `--stage NAME` asks for (empty: the last stage) of `config_path`'s
+// stages. Throws ConfigError for an unknown name.
+SelectedStage select_stage(const TomlValue& root, const RunSettings& run, const std::string& config_path,
+                           const std::string& name, Diagnostics& diagnostics);
 
 }  // namespace ssld::host

@@ -31,7 +31,7 @@ class HostContext : public Context {
     return factory_.create(kind, options->table(), options->owner());
   }
   void load_weights(Student& student, const std::string& path) const override {
-    load_state_dict(student, read_safetensors(path).tensors, path);
+    load_state_dict(student, read_weights(path), path);
   }
 
  private:

@@ -28,7 +28,12 @@ const std::vector<HostTable>& host_tables() {
 const std::vector<ComponentSlot>& component_slots() {
   static const std::vector<ComponentSlot> slots = {
       {"student", Kind::Student, false,
-       Schema().optional(OptionType::Path, "init_from", "start from these weights (safetensors written by ssld)"),
+       Schema()
+           .optional(OptionType::Path, "weights",
+                     "start from these weights: .safetensors, or .pth/.pt from torch.save (a state dict or a checkpoint)")
+           .add_bool("strict", true, "every tensor name on both sides (false: load the names they share)")
+           .add_string_list("ignore", {}, "glob patterns of names to leave as initialized, e.g. [\"fc.*\"] for a new head")
+           .optional(OptionType::String, "init_from", "[[stage]] only: start from the weights of this earlier stage"),
        "the model being trained"},
       {"teacher", Kind::Teacher, false, Schema(), "the frozen model whose predictions are learned"},
       {"loss", Kind::Loss, true,

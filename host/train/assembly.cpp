@@ -2,7 +2,6 @@
 
 #include "config/config_schema.hpp"
 #include "config/toml_options.hpp"
-#include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
 #include <filesystem>
@@ -32,14 +31,15 @@ StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& 
     const ComponentSlot& student_slot = slot("student");
     const TomlValue& table = config.at("student");
     stage.student = cast<Student>(factory.create(Kind::Student, table, "student", student_slot.host_schema, diagnostics));
-    if (stage.student && table.contains("init_from")) {
+    if (stage.student && table.contains("weights")) {
       const TomlOptions host_keys(table, std::make_shared<const Schema>(student_slot.host_schema), "student");
-      const std::string weights = host_keys.get_string("init_from");
+      const std::string weights = host_keys.get_string("weights");
+      const LoadOptions load{host_keys.get_bool("strict"), host_keys.get_string_list("ignore")};
       if (options.weights_must_exist || std::filesystem::exists(weights)) {
         try {
-          load_state_dict(*stage.student, read_safetensors(weights).tensors, weights);
+          load_state_dict(*stage.student, read_weights(weights), weights, load);
         } catch (const Error& error) {
-          diagnostics.add(SourcePlace::of(table.at("init_from")), std::string("student init_from: ") + error.what());
+          diagnostics.add(SourcePlace::of(table.at("weights")), std::string("student weights: ") + error.what());
         }
       }
     }

@@ -97,14 +97,19 @@ void resolve_stage_references(Stage& stage, const std::vector<Stage>& earlier,
     const TomlValue reference = table.at("init_from");
     const std::string which = which_of(table, "init_which", diagnostics);
     const int index = find_stage(reference, earlier, stage.name, diagnostics);
-    // The host reads init_from as a path: replace the stage name by its weights file.
-    if (index >= 0) table["init_from"] = TomlValue(stage_weights(folders[index], which).string());
+    // The stage name becomes that stage's weights file.
+    if (table.count("weights"))
+      diagnostics.add(SourcePlace::of(reference), "the student has both init_from and weights: keep one");
+    else if (index >= 0)
+      table["weights"] = TomlValue(stage_weights(folders[index], which).string());
+    table.erase("init_from");
   }
-  // The references of the stage's student's init are in the student table itself; nested
-  // student tables of a `checkpoint` teacher carry no init (the teacher loads its weights).
+  // A `checkpoint` teacher's nested student table is only the architecture: the host's
+  // student keys (where the earlier stage's student started from) do not apply to it.
   if (auto teacher = root.find("teacher"); teacher != root.end() && teacher->second.is_table() &&
                                           teacher->second.contains("student") && teacher->second.at("student").is_table()) {
-    teacher->second.as_table()["student"].as_table().erase("init_from");
+    TomlTable& architecture = teacher->second.as_table()["student"].as_table();
+    for (const char* key : {"init_from", "init_which", "weights", "strict", "ignore"}) architecture.erase(key);
   }
 }
 

@@ -133,6 +133,18 @@ TEST(Train, LearnsFashionMnistWellAboveChanceAndWritesItsRunFolder) {
   for (std::string line; std::getline(predictions, line);) ++rows;
   EXPECT_EQ(rows, 1000);
 
+  // `ssld export` writes the best weights in torch.save's format; evaluating that file, or
+  // starting the student from it (`student.weights`), gives the same accuracy.
+  const RunResult exported = ssld::test::run_program(
+      kSsld, {"-q", "export", (dir / "c.toml").string(), "--output", (dir / "student.pth").string()});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  const RunResult from_pth = ssld::test::run_program(
+      kSsld, {"-q", "eval", (dir / "c.toml").string(), "--weights", (dir / "student.pth").string()});
+  EXPECT_NE(from_pth.out.find(expected), std::string::npos) << from_pth.out << from_pth.err;
+  const RunResult as_init = ssld::test::run_program(
+      kSsld, {"-q", "eval", (dir / "c.toml").string(), "--set", "student.weights=" + (dir / "student.pth").string()});
+  EXPECT_NE(as_init.out.find(expected), std::string::npos) << as_init.out << as_init.err;
+
   // A second invocation finds the stage finished and skips it.
   const RunResult again = train(dir);
   EXPECT_EQ(again.exit_code, 0) << again.err;
