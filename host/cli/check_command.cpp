@@ -1,6 +1,7 @@
 // `ssld check CONFIG`: loads the config (with its bases and --set overrides), loads the
 // plugins, validates every table of every stage and instantiates every component, then
-// reports every problem it found at once.
+// reports every problem it found at once. With --dry-run, data and teacher tables are checked
+// against their plugins' schemas only (their files need not exist; see train/dry_run.hpp).
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
@@ -14,6 +15,14 @@ int run_check(const CheckCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
   std::vector<Stage> stages = expand_stages(setup->root, diagnostics);
+  std::unique_ptr<ScratchFolder> scratch;
+  if (command.dry_run) {  // data and teacher tables checked against their schemas, then stood in for
+    scratch = std::make_unique<ScratchFolder>();
+    DryRunSettings dry;
+    dry.scratch = scratch->path();
+    setup->run.output_dir = (scratch->path() / "runs").string();
+    for (auto& stage : stages) make_dry_run(stage.config, stage.name, dry, *setup->factory, diagnostics);
+  }
   const auto folders = stage_folders(setup->run, stages);
   std::vector<std::string> summary;
   for (size_t i = 0; i < stages.size(); ++i) {
@@ -42,7 +51,7 @@ int run_check(const CheckCommand& command) {
   }
   diagnostics.throw_if_any();
 
-  std::cout << command.config << ": OK (device " << setup->device.str() << ", seed " << setup->run.seed << ")\n";
+  std::cout << command.config << (command.dry_run ? ": OK as a dry run" : ": OK") << " (device " << setup->device.str() << ", seed " << setup->run.seed << ")\n";
   for (const auto& line : summary) std::cout << "  " << line << "\n";
   return 0;
 }

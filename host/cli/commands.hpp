@@ -2,6 +2,8 @@
 // ConfigError / PluginError / ssld::Error and are printed by main as one paragraph.
 #pragma once
 
+#include "train/dry_run.hpp"
+
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@ struct PluginsCommand {
 struct CheckCommand {
   std::string config;
   std::vector<std::string> overrides;  // --set key.path=value
+  bool dry_run = false;                // data and teacher files need not exist
 };
 
 struct BenchDataCommand {
@@ -30,6 +33,8 @@ struct TrainCommand {
   std::vector<std::string> overrides;
   bool resume = false;   // continue an unfinished stage from its last checkpoint
   bool restart = false;  // start every stage over, deleting its earlier results
+  bool dry_run = false;  // synthetic data, a stand-in teacher, a few steps, in a temporary folder
+  DryRunSettings dry;
 };
 
 struct EvalCommand {

@@ -54,13 +54,26 @@ int main(int argc, char** argv) {
   check_app->add_option("config", check.config, "the config file (TOML)")->required();
   check_app->add_option("--set", check.overrides, "override a config key: --set student.width=64")
       ->type_name("KEY=VALUE");
+  check_app->add_flag("--dry-run", check.dry_run,
+                      "check data and teacher tables against their schemas only: their files need not exist");
 
   TrainCommand train;
   auto* train_app = app.add_subcommand("train", "run the config's stages: distill, train, fine-tune");
   train_app->add_option("config", train.config, "the config file (TOML)")->required();
   train_app->add_option("--set", train.overrides, "override a config key")->type_name("KEY=VALUE");
   auto* resume_flag = train_app->add_flag("--resume", train.resume, "continue an unfinished stage from its last checkpoint");
-  train_app->add_flag("--restart", train.restart, "start every stage over, deleting earlier results")->excludes(resume_flag);
+  auto* restart_flag =
+      train_app->add_flag("--restart", train.restart, "start every stage over, deleting earlier results")->excludes(resume_flag);
+  train_app->add_flag("--dry-run", train.dry_run,
+                      "run every stage for a few steps on generated images with a random stand-in teacher, in a "
+                      "temporary folder: checks a config without its data or teacher files")
+      ->excludes(resume_flag)->excludes(restart_flag);
+  train_app->add_option("--dry-run-steps", train.dry.steps, "training steps per stage in a dry run")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  train_app->add_option("--dry-run-batch", train.dry.batch_size, "batch size in a dry run")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  train_app->add_option("--dry-run-size", train.dry.image_size, "generated image size in a dry run")
+      ->capture_default_str()->check(CLI::PositiveNumber);
 
   EvalCommand eval;
   auto* eval_app = app.add_subcommand("eval", "top-1/top-5 of a student or teacher on data.val");

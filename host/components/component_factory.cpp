@@ -64,8 +64,8 @@ std::string list(const std::vector<std::string>& names) {
 
 }  // namespace
 
-std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& table, const std::string& label,
-                                                    const Schema& host_schema, Diagnostics& diagnostics) const {
+const RegisteredComponent* ComponentFactory::validate(Kind kind, const TomlValue& table, const std::string& label,
+                                                      const Schema& host_schema, Diagnostics& diagnostics) const {
   const std::string kind_name = to_string(kind);
   if (!table.is_table()) {
     diagnostics.add(SourcePlace::of(table), label + " must be a table with a `type`, found " + toml_type_name(table));
@@ -87,17 +87,22 @@ std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& 
                                            : " Available " + kind_name + "s: " + list(available) + "."));
     return nullptr;
   }
-
-  const std::string owner = kind_name + " '" + name + "'";
   Schema accepted = *component->schema;  // the component's options plus the slot's host keys
   for (const auto& spec : host_schema.options()) accepted.add_spec(spec);
   Diagnostics problems;
-  validate_options(table, accepted, owner, {"type"}, problems);
+  validate_options(table, accepted, kind_name + " '" + name + "'", {"type"}, problems);
   if (!problems.empty()) {
     for (const auto& problem : problems.items()) diagnostics.add(problem.place, problem.message);
     return nullptr;
   }
+  return component;
+}
 
+std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& table, const std::string& label,
+                                                    const Schema& host_schema, Diagnostics& diagnostics) const {
+  const RegisteredComponent* component = validate(kind, table, label, host_schema, diagnostics);
+  if (component == nullptr) return nullptr;
+  const std::string owner = std::string(to_string(kind)) + " '" + component->info.name + "'";
   const TomlOptions options(table, component->schema, owner);
   const HostContext context(*this, owner);
   FactoryResult made = component->factory(options, context);

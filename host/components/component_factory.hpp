@@ -24,6 +24,11 @@ class ComponentFactory {
   std::unique_ptr<Component> create(Kind kind, const TomlValue& table, const std::string& label,
                                     const Schema& host_schema, Diagnostics& diagnostics) const;
 
+  // Only the checks before construction: the type exists and the table fits its schema.
+  // Returns the registered component, or nullptr after adding the problems to `diagnostics`.
+  const RegisteredComponent* validate(Kind kind, const TomlValue& table, const std::string& label,
+                                      const Schema& host_schema, Diagnostics& diagnostics) const;
+
   // The same, throwing ConfigError; for components that build others (Context::create).
   std::unique_ptr<Component> create(Kind kind, const TomlValue& table, const std::string& label) const;
 

@@ -25,24 +25,6 @@ const Schema& pipeline_schema() {
   return schema;
 }
 
-// Keys every dataset table accepts besides its own options: the host applies them.
-const Schema& source_host_schema() {
-  static const Schema schema =
-      Schema()
-          .add_table("subset",
-                     Schema()
-                         .optional(OptionType::IntList, "range", "[begin, end) indices")
-                         .optional(OptionType::FloatList, "fraction", "[from, to) as fractions of the size")
-                         .optional(OptionType::Int, "seed", "shuffle with this seed before taking the part"),
-                     "take part of the dataset: range or fraction, optionally after a seeded shuffle")
-          .add_bool("drop_labels", false, "treat the samples as unlabeled")
-          .add_bool("grayscale_to_rgb", false, "repeat a single channel to three")
-          .add_string("on_bad_image", "replace", "what to do with an unreadable image",
-                      {"fail", "skip", "replace"})
-          .add_float("max_bad_fraction", 0.01, "stop the run when more of this source's images are bad");
-  return schema;
-}
-
 std::vector<TomlValue> table_list(const TomlValue& pipeline, const std::string& key) {
   if (!pipeline.contains(key) || !pipeline.at(key).is_array()) return {};
   return pipeline.at(key).as_array();
@@ -91,6 +73,24 @@ std::string type_of(const TomlValue& table) {
 }
 
 }  // namespace
+
+const Schema& source_host_schema() {
+  static const Schema schema =
+      Schema()
+          .add_table("subset",
+                     Schema()
+                         .optional(OptionType::IntList, "range", "[begin, end) indices")
+                         .optional(OptionType::FloatList, "fraction", "[from, to) as fractions of the size")
+                         .optional(OptionType::Int, "seed", "shuffle with this seed before taking the part"),
+                     "take part of the dataset: range or fraction, optionally after a seeded shuffle")
+          .add_bool("drop_labels", false, "treat the samples as unlabeled")
+          .add_bool("grayscale_to_rgb", false, "repeat a single channel to three")
+          .add_string("on_bad_image", "replace", "what to do with an unreadable image",
+                      {"fail", "skip", "replace"})
+          .add_float("max_bad_fraction", 0.01, "stop the run when more of this source's images are bad");
+  return schema;
+}
+
 
 const Schema& data_table_schema() {
   static const Schema schema =

@@ -48,6 +48,10 @@ struct Sharding {
   int64_t world_size = 1;
 };
 
+// Keys every dataset table accepts besides its own options (subset, drop_labels, ...): the
+// host applies them.
+const Schema& source_host_schema();
+
 // The host table schema of [data] (its pipelines are validated by build_pipeline).
 const Schema& data_table_schema();
 

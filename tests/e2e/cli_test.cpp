@@ -228,3 +228,37 @@ TEST(CliConfigErrors, PluginPathsInTheConfigResolveAgainstIt) {
   const RunResult result = ssld_run({"check", config.string()});
   EXPECT_EQ(result.exit_code, 0) << result.err;
 }
+
+// Every shipped config that trains (has [[loss]] or [[stage]]s) passes `check --dry-run` and
+// `train --dry-run`: its tables fit their plugins' schemas, and every stage builds and trains a
+// few steps on generated images without the config's data or teacher files.
+TEST(ShippedConfigs, EveryTrainingConfigPassesADryRun) {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SSLD_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    const std::string text = ssld::test::read_file(entry.path());
+    if (text.find("[[loss]]") == std::string::npos && text.find("[[stage]]") == std::string::npos) continue;
+    const std::string config = entry.path().string();
+    const RunResult check = ssld_run({"-q", "check", config, "--dry-run"});
+    EXPECT_EQ(check.exit_code, 0) << config << "\n" << check.err;
+    const RunResult train = ssld_run({"-q", "train", config, "--dry-run", "--dry-run-size", "48"});
+    EXPECT_EQ(train.exit_code, 0) << config << "\n" << train.err;
+    EXPECT_NE(train.out.find("dry run passed"), std::string::npos) << config << "\n" << train.out;
+    ++checked;
+  }
+  EXPECT_GE(checked, 3) << "the quickstart and the two ImageNet recipes";
+}
+
+TEST(ShippedConfigs, ADryRunStillReportsConfigMistakes) {
+  TempDir dir;
+  const auto config = dir.write(
+      "c.toml", std::string(kValidConfig) +
+                    "[[loss]]\ntype = \"ce\"\n[data.train]\nbatch_size = 8\n[[data.train.sources]]\ntype = \"idx\"\n"
+                    "imagez = \"x.gz\"\n[teacher]\ntype = \"torchscript\"\npathh = \"t.pt\"\n");
+  const RunResult result = ssld_run({"train", config.string(), "--dry-run"});
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("unknown option 'imagez' for dataset 'idx'; did you mean 'images'?"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("unknown option 'pathh' for teacher 'torchscript'; did you mean 'path'?"), std::string::npos)
+      << result.err;
+}
