@@ -53,6 +53,7 @@ struct ExportCommand {
   std::string which = "best";  // best | last | ema: which of the stage's weights
   std::string weights;        // instead: this weights file (safetensors or .pth)
   std::string output;         // .pth / .pt (torch.save format) or .safetensors
+  std::string torchscript;    // a scripted twin of the architecture: write TorchScript instead
 };
 
 int run_export(const ExportCommand& command);

@@ -1,12 +1,13 @@
 // `ssld export CONFIG --output FILE`: a stage's student weights (or --weights FILE) written as
-// .pth (torch.load + load_state_dict on the matching PyTorch model, no conversion) or
-// .safetensors. The weights are loaded into the stage's student architecture first, so a file
+// .pth (torch.load + load_state_dict on the matching PyTorch model, no conversion),
+// .safetensors, or with --torchscript TEMPLATE as a TorchScript model (torch.jit.load). The weights are loaded into the stage's student architecture first, so a file
 // that does not fit the model is refused here rather than in Python.
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "train/assembly.hpp"
 #include "weights/state_dict.hpp"
+#include "weights/torchscript_export.hpp"
 
 #include <ssld/error.hpp>
 
@@ -37,7 +38,8 @@ int run_export(const ExportCommand& command) {
                   "); train it first, or give --weights FILE");
   }
   load_state_dict(*student, read_weights(source), source);
-  write_weights(command.output, state_dict(*student));
+  if (!command.torchscript.empty()) write_torchscript(command.torchscript, state_dict(*student), command.output);
+  else write_weights(command.output, state_dict(*student));
   std::cout << "wrote " << command.output << " (" << state_dict(*student).size() << " tensors of student "
             << config.at("student").at("type").as_string().str << ", from " << source << ")\n";
   return 0;

@@ -49,6 +49,11 @@ void write_weights(const std::string& path, const NamedTensors& tensors) {
 
 void load_state_dict(Student& student, const NamedTensors& tensors, const std::string& source,
                      const LoadOptions& options) {
+  copy_state(state_dict(student), tensors, source, options);
+}
+
+void copy_state(const NamedTensors& targets, const NamedTensors& tensors, const std::string& source,
+                const LoadOptions& options) {
   auto ignored = [&](const std::string& name) {
     for (const auto& pattern : options.ignore)
       if (fnmatch(pattern.c_str(), name.c_str(), 0) == 0) return true;
@@ -59,7 +64,7 @@ void load_state_dict(Student& student, const NamedTensors& tensors, const std::s
     if (!ignored(name)) given.emplace(name, tensor);
   std::vector<std::string> missing, mismatched;
   std::vector<std::pair<at::Tensor, at::Tensor>> copies;
-  for (auto& [name, target] : state_dict(student)) {
+  for (const auto& [name, target] : targets) {
     if (ignored(name)) continue;
     auto found = given.find(name);
     if (found == given.end()) {

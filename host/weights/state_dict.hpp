@@ -29,4 +29,9 @@ struct LoadOptions {
 void load_state_dict(Student& student, const NamedTensors& tensors, const std::string& source,
                      const LoadOptions& options = {});
 
+// The same for any set of named tensors (`targets` are written in place): a TorchScript
+// module's, for instance.
+void copy_state(const NamedTensors& targets, const NamedTensors& tensors, const std::string& source,
+                const LoadOptions& options = {});
+
 }  // namespace ssld::host

@@ -7,7 +7,9 @@
 // end_to_end / compute is the data pipeline's cost; compute / minimal is the host's overhead.
 // Driven by train_speed.py, which also runs the python3-torch peer.
 //
-// usage: ssld_bench_train CONFIG [--steps N] [--rounds R] [--set key=value ...]
+// Driven by model_zoo_speed.py too (supervised steps of the ImageNet students, no teacher).
+//
+// usage: ssld_bench_train CONFIG [--steps N] [--rounds R] [--warmup W] [--compute-only] [--set key=value ...]
 #include "cli/command_setup.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
@@ -53,11 +55,19 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "usage: %s CONFIG [--steps N] [--rounds R] [--set key=value ...]\n", argv[0]);
     return 2;
   }
-  int64_t steps = 60, rounds = 3;
+  int64_t steps = 60, rounds = 3, warmup = 5;
+  bool compute_only = false;
   std::vector<std::string> overrides;
-  for (int i = 2; i + 1 < argc; i += 2) {
+  for (int i = 2; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--compute-only") {
+      compute_only = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) throw Error("missing value after " + flag);
     if (flag == "--steps") steps = std::stoll(argv[i + 1]);
+    else if (flag == "--warmup") warmup = std::stoll(argv[i + 1]);
     else if (flag == "--rounds") rounds = std::stoll(argv[i + 1]);
     else if (flag == "--set") overrides.push_back(argv[i + 1]);
     else throw Error("unknown argument " + flag);
@@ -66,16 +76,19 @@ int main(int argc, char** argv) try {
   const auto scratch = std::filesystem::temp_directory_path() / ("ssld_bench_train_" + std::to_string(getpid()));
   std::filesystem::create_directories(scratch);
 
-  // Random teacher weights: speed does not depend on their values.
-  const std::string teacher_weights = (scratch / "teacher.safetensors").string();
+  // Random teacher weights (when the config has a teacher): speed does not depend on their values.
   {
     Diagnostics diagnostics;
     auto setup = set_up_command(argv[1], overrides, diagnostics);
     diagnostics.throw_if_any();
-    auto architecture = setup->factory->create(Kind::Student, setup->root.at("teacher").at("student"), "teacher.student");
-    write_safetensors(teacher_weights, state_dict(static_cast<Student&>(*architecture)), {});
+    if (setup->root.contains("teacher")) {
+      const std::string teacher_weights = (scratch / "teacher.safetensors").string();
+      auto architecture =
+          setup->factory->create(Kind::Student, setup->root.at("teacher").at("student"), "teacher.student");
+      write_safetensors(teacher_weights, state_dict(static_cast<Student&>(*architecture)), {});
+      overrides.push_back("teacher.weights=" + teacher_weights);
+    }
   }
-  overrides.push_back("teacher.weights=" + teacher_weights);
   Diagnostics diagnostics;
   auto setup = set_up_command(argv[1], overrides, diagnostics);
   StageComponents stage = assemble_stage(setup->root, *setup->factory, {}, diagnostics);
@@ -98,14 +111,15 @@ int main(int argc, char** argv) try {
                                         .weight_decay(settings.weight_decay));
   auto minimal_step = [&] {
     ModelOutput teacher_output;
-    {
+    if (stage.teacher) {
       c10::NoGradGuard no_grad;
       teacher_output = stage.teacher->forward(batch.images, {});
     }
     const ModelOutput student_output = stage.student->forward(batch.images, {});
     at::Tensor total;
     for (auto& term : stage.losses) {
-      const at::Tensor value = term.loss->compute(LossInputs{student_output, &teacher_output, batch.labels,
+      const at::Tensor value = term.loss->compute(LossInputs{student_output, stage.teacher ? &teacher_output : nullptr,
+                                                             batch.labels,
                                                              batch.label_mask, batch.mix_index, batch.mix_lambda})
                                    .value * term.weight;
       total = total.defined() ? total + value : value;
@@ -116,8 +130,11 @@ int main(int argc, char** argv) try {
   };
 
   // Warm-up (allocator, first-call dispatch), then rounds of the three modes.
-  for (int i = 0; i < 5; ++i) trainer.step(batch, settings.lr), minimal_step();
-  trainer.train_steps(0, 5);
+  for (int64_t i = 0; i < warmup; ++i) {
+    trainer.step(batch, settings.lr);
+    if (!compute_only) minimal_step();
+  }
+  if (!compute_only) trainer.train_steps(0, warmup);
   std::vector<double> end_to_end, compute, minimal, teacher;
   // The order alternates between rounds so that drift of the machine's speed (other tenants,
   // thermal) does not favour one mode.
@@ -139,11 +156,13 @@ int main(int argc, char** argv) try {
                             }) / static_cast<double>(steps * batch_size));
         },
         [&] {
+          if (!stage.teacher) return;
           teacher.push_back(seconds([&] {
                               c10::NoGradGuard no_grad;
                               for (int64_t i = 0; i < steps; ++i) stage.teacher->forward(batch.images, {});
                             }) / static_cast<double>(steps * batch_size));
         }};
+    if (compute_only) modes = {modes[1]};
     if (round % 2 == 1) std::reverse(modes.begin(), modes.end());
     for (auto& mode : modes) mode();
   }
@@ -153,10 +172,10 @@ int main(int argc, char** argv) try {
                                  {"batch_size", batch_size},
                                  {"steps", steps},
                                  {"rounds", rounds},
-                                 {"end_to_end_images_per_second", 1.0 / median(end_to_end)},
+                                 {"end_to_end_images_per_second", end_to_end.empty() ? 0.0 : 1.0 / median(end_to_end)},
                                  {"compute_images_per_second", 1.0 / median(compute)},
-                                 {"minimal_images_per_second", 1.0 / median(minimal)},
-                                 {"teacher_forward_images_per_second", 1.0 / median(teacher)}};
+                                 {"minimal_images_per_second", minimal.empty() ? 0.0 : 1.0 / median(minimal)},
+                                 {"teacher_forward_images_per_second", teacher.empty() ? 0.0 : 1.0 / median(teacher)}};
   std::cout << result.dump() << std::endl;
   return 0;
 } catch (const std::exception& error) {

@@ -223,3 +223,41 @@ TEST(Train, DivergingRunSkipsNonFiniteStepsThenStops) {
   EXPECT_EQ(result.exit_code, 2) << result.err;
   EXPECT_NE(result.err.find("consecutive steps had a non-finite loss or gradient"), std::string::npos) << result.err;
 }
+
+// A student scripted in Python trains in ssld and goes back to Python as TorchScript: the
+// exported file, loaded with torch.jit.load, scores what `ssld eval` reports for it.
+TEST(Train, TorchScriptStudentTrainsAndGoesBackToPython) {
+  TempDir dir;
+  const RunResult fixtures = ssld::test::run_program(
+      "/usr/bin/python3", {SSLD_SOURCE_DIR "/tests/unit/fixtures/make_torchscript_teachers.py", dir.path().string()});
+  ASSERT_EQ(fixtures.exit_code, 0) << fixtures.err;
+  const std::string scripted = (dir / "tensor.pt").string();
+  std::string config = small_config();
+  const std::string small_cnn = "type = \"small_cnn\"\nwidth = 8\ndepth = 2\n";
+  config.replace(config.find(small_cnn), small_cnn.size(),
+                 "type = \"torchscript\"\npath = \"" + scripted + "\"\nprobe_shape = [1, 28, 28]\n");
+  dir.write("c.toml", config);
+  const RunResult trained = train(dir);
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const double top1 = summary(dir, "main").at("result").at("best_top1").get<double>();
+  EXPECT_GT(top1, 20.0) << "chance is 10%; the scripted model is one 6-channel convolution";
+
+  const std::string exported = (dir / "trained.pt").string();
+  const RunResult export_result = ssld::test::run_program(
+      kSsld, {"-q", "export", (dir / "c.toml").string(), "--torchscript", scripted, "--output", exported});
+  ASSERT_EQ(export_result.exit_code, 0) << export_result.err;
+  const RunResult python = ssld::test::run_program(
+      "/usr/bin/python3", {SSLD_SOURCE_DIR "/tests/unit/fixtures/torchscript_accuracy.py", exported, "1000"});
+  ASSERT_EQ(python.exit_code, 0) << python.err;
+  char expected[64];
+  std::snprintf(expected, sizeof(expected), "top-1 %.2f%%", top1);
+  EXPECT_NE(python.out.find(expected), std::string::npos) << python.out << " expected " << expected;
+
+  // A template with other names is refused with the offending keys.
+  const RunResult mismatch = ssld::test::run_program(
+      kSsld, {"-q", "export", (dir / "c.toml").string(), "--torchscript", (dir / "seven.pt").string(), "--output",
+              (dir / "x.pt").string()});
+  EXPECT_EQ(mismatch.exit_code, 2);
+  EXPECT_NE(mismatch.err.find("shape mismatch (file vs model) fc.weight [10, 6] vs [7, 6]"), std::string::npos)
+      << mismatch.err;
+}
