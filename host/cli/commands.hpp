@@ -56,11 +56,25 @@ struct ExportCommand {
   std::string torchscript;    // a scripted twin of the architecture: write TorchScript instead
 };
 
+struct SweepCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  int jobs = 1;              // runs at once, the CPU threads divided between them
+  std::vector<int> devices;  // CUDA devices: runs placed round-robin (sets each run's [run] device)
+  bool dry_run = false;      // list the runs and their status; run nothing
+};
+
+struct ReportCommand {
+  std::string sweep_folder;  // <output_dir>/<run name> of a sweep
+};
+
 int run_export(const ExportCommand& command);
 int run_plugins(const PluginsCommand& command);
 int run_eval(const EvalCommand& command);
 int run_train(const TrainCommand& command);
 int run_bench_data(const BenchDataCommand& command);
 int run_check(const CheckCommand& command);
+int run_sweep_command(const SweepCommand& command);
+int run_report(const ReportCommand& command);
 
 }  // namespace ssld::host

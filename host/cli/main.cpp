@@ -96,6 +96,22 @@ int main(int argc, char** argv) {
   export_app->add_option("--torchscript", export_weights.torchscript,
                          "write TorchScript: this scripted model (same state-dict names) receives the weights");
 
+  SweepCommand sweep;
+  auto* sweep_app = app.add_subcommand(
+      "sweep", "run the config's [sweep]: one `ssld train` per combination of axis values and seed, then the results tables");
+  sweep_app->add_option("config", sweep.config, "the config file (TOML) with a [sweep] table")->required();
+  sweep_app->add_option("--set", sweep.overrides, "override a config key of every run")->type_name("KEY=VALUE");
+  sweep_app->add_option("--jobs", sweep.jobs, "runs at once; the CPU threads are divided between them")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sweep_app->add_option("--devices", sweep.devices, "CUDA devices to place runs on, round-robin: --devices 0,1")
+      ->delimiter(',')->check(CLI::NonNegativeNumber);
+  sweep_app->add_flag("--dry-run", sweep.dry_run, "list the runs and their status from an earlier sweep; run nothing");
+
+  ReportCommand report_command;
+  auto* report_app = app.add_subcommand("report", "rebuild a sweep's results.csv and results.md from its folder");
+  report_app->add_option("sweep_folder", report_command.sweep_folder, "the sweep's folder: <output_dir>/<run name>")
+      ->required();
+
   BenchDataCommand bench_data;
   auto* bench_data_app =
       app.add_subcommand("bench-data", "images/s of a data pipeline, decode-only and full, for 1..N threads");
@@ -120,6 +136,8 @@ int main(int argc, char** argv) {
     if (train_app->parsed()) return run_train(train);
     if (eval_app->parsed()) return run_eval(eval);
     if (export_app->parsed()) return run_export(export_weights);
+    if (sweep_app->parsed()) return run_sweep_command(sweep);
+    if (report_app->parsed()) return run_report(report_command);
   } catch (const Interrupted& error) {
     return report(error.what(), kInterruptedExitCode);
   } catch (const ConfigError& error) {

@@ -19,6 +19,15 @@ const std::vector<HostTable>& host_tables() {
            .add_int("threads", 0, "libtorch's intra-op CPU threads (0: one per core)")},
       {"data", "the data pipelines: data.train and data.val", data_table_schema()},
       {"train", "optimizer, schedule, epochs, EMA, evaluation cadence", train_table_schema()},
+      {"sweep", "`ssld sweep`: the axes to vary and the seeds; `ssld train` trains the config without them",
+       Schema()
+           .add_string("mode", "grid", "grid: every combination of the axes' values; zip: the i-th values together",
+                       {"grid", "zip"})
+           .add_int_list("seeds", {}, "run every combination once per seed, setting [run] seed (empty: [run] seed)")
+           .add_spec(OptionSpec{"axes", OptionType::Table,
+                                "\"key.path\" = [values...]: the config keys to vary (\"loss.0.type\", \"student.width\", "
+                                "\"teacher\" with whole tables)",
+                                false, std::nullopt, {}, nullptr})},
       {"plugins", "where to find plugin libraries beyond the built-in ones",
        Schema().add_path_list("paths", {}, "plugin files or folders of *.so, relative to this config")},
   };
@@ -51,7 +60,7 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
   for (const auto& [key, value] : root.as_table()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     diagnostics.add(SourcePlace::of(value), "unknown top-level key '" + key + "'" + did_you_mean(key, known) +
-                                                " (a config has: base, run, plugins, data, train, student, teacher, loss, stage)");
+                                                " (a config has: base, run, plugins, data, train, student, teacher, loss, stage, sweep)");
   }
   for (const auto& table : host_tables()) {
     if (!root.contains(table.key)) continue;

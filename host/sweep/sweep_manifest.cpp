@@ -1,0 +1,116 @@
+#include "sweep/sweep_manifest.hpp"
+
+#include "weights/safetensors.hpp"
+
+#include <ssld/error.hpp>
+
+#include <fstream>
+#include <map>
+
+namespace ssld::host {
+
+nlohmann::json toml_to_json(const TomlValue& value) {
+  if (value.is_boolean()) return value.as_boolean();
+  if (value.is_integer()) return value.as_integer();
+  if (value.is_floating()) return value.as_floating();
+  if (value.is_string()) return value.as_string().str;
+  if (value.is_array()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& item : value.as_array()) list.push_back(toml_to_json(item));
+    return list;
+  }
+  if (value.is_table()) {
+    nlohmann::json object = nlohmann::json::object();
+    for (const auto& [key, item] : value.as_table()) object[key] = toml_to_json(item);
+    return object;
+  }
+  return toml::format(value);  // local or offset dates and times
+}
+
+bool sweep_run_finished(const std::filesystem::path& run_folder, const std::vector<std::string>& stages) {
+  if (stages.empty()) return false;
+  for (const auto& stage : stages)
+    if (!std::filesystem::exists(run_folder / stage / "summary.json")) return false;
+  return true;
+}
+
+bool sweep_run_has_checkpoint(const std::filesystem::path& run_folder, const std::vector<std::string>& stages) {
+  for (const auto& stage : stages)
+    if (std::filesystem::exists(run_folder / stage / "checkpoints" / "last.safetensors")) return true;
+  return false;
+}
+
+namespace {
+
+nlohmann::json run_entry(const SweepRun& run, const std::vector<std::string>& stages) {
+  nlohmann::json assignment = nlohmann::json::object(), labels = nlohmann::json::object();
+  for (const auto& [key, value] : run.assignment) {
+    assignment[key] = toml_to_json(value);
+    labels[key] = axis_value_text(value);
+  }
+  return {{"id", run.id},
+          {"assignment", assignment},
+          {"labels", labels},
+          {"seed", run.seed ? nlohmann::json(*run.seed) : nlohmann::json()},
+          {"stages", stages},
+          {"status", kRunPending},
+          {"exit_code", nullptr},
+          {"error", ""},
+          {"started", ""},
+          {"finished", ""},
+          {"seconds", 0.0},
+          {"device", ""}};
+}
+
+}  // namespace
+
+nlohmann::json make_sweep_manifest(const std::string& config_path, const SweepSpec& spec,
+                                   const std::vector<SweepRun>& runs,
+                                   const std::vector<std::vector<std::string>>& stages,
+                                   const std::filesystem::path& sweep_folder, const nlohmann::json& previous) {
+  std::map<std::string, nlohmann::json> earlier;
+  if (previous.is_object() && previous.contains("runs"))
+    for (const auto& entry : previous.at("runs")) earlier[entry.value("id", "")] = entry;
+
+  nlohmann::json axes = nlohmann::json::object();
+  for (const auto& axis : spec.axes) {
+    nlohmann::json values = nlohmann::json::array();
+    for (const auto& value : axis.values) values.push_back(toml_to_json(value));
+    axes[axis.key] = values;
+  }
+  nlohmann::json manifest = {{"config", std::filesystem::absolute(config_path).lexically_normal().string()},
+                             {"mode", spec.mode},
+                             {"seeds", spec.seeds},
+                             {"axes", axes},
+                             {"runs", nlohmann::json::array()}};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    nlohmann::json entry = run_entry(runs[i], stages[i]);
+    if (const auto found = earlier.find(runs[i].id); found != earlier.end())
+      for (const char* key : {"status", "exit_code", "error", "started", "finished", "seconds", "device"})
+        if (found->second.contains(key)) entry[key] = found->second.at(key);
+    if (sweep_run_finished(sweep_run_folder(sweep_folder, runs[i].id), stages[i]))
+      entry["status"] = kRunDone;
+    else if (entry["status"] != kRunFailed)
+      entry["status"] = kRunPending;  // "running" or "done" left by an earlier sweep that did not finish it
+    manifest["runs"].push_back(entry);
+  }
+  return manifest;
+}
+
+nlohmann::json read_sweep_manifest(const std::filesystem::path& sweep_folder) {
+  const auto path = sweep_manifest_path(sweep_folder);
+  if (!std::filesystem::exists(path)) return nullptr;
+  std::ifstream in(path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& error) {
+    throw Error("cannot read the sweep manifest " + path.string() + ": " + error.what());
+  }
+}
+
+void write_sweep_manifest(const std::filesystem::path& sweep_folder, const nlohmann::json& manifest) {
+  std::filesystem::create_directories(sweep_folder);
+  write_file_atomically(sweep_manifest_path(sweep_folder).string(), manifest.dump(2) + "\n");
+}
+
+}  // namespace ssld::host

@@ -1,0 +1,251 @@
+#include "sweep/sweep_plan.hpp"
+
+#include "config/config_schema.hpp"
+#include "config/diagnostics.hpp"
+
+#include <ssld/rng.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <sstream>
+
+namespace ssld::host {
+
+namespace {
+
+bool is_index(const std::string& segment) {
+  return !segment.empty() && segment.find_first_not_of("0123456789") == std::string::npos;
+}
+
+std::vector<std::string> split_key(const std::string& key, const SourcePlace& place) {
+  std::vector<std::string> segments;
+  std::stringstream splitter(key);
+  for (std::string segment; std::getline(splitter, segment, '.');) segments.push_back(segment);
+  if (segments.empty() || key.back() == '.' || std::find(segments.begin(), segments.end(), "") != segments.end())
+    throw ConfigError(place, "sweep axis '" + key + "' is not a key path such as \"student.width\" or \"loss.0.type\"");
+  return segments;
+}
+
+std::vector<std::string> top_level_keys() {
+  std::vector<std::string> keys;
+  for (const auto& table : host_tables()) keys.push_back(table.key);
+  for (const auto& slot : component_slots()) keys.push_back(slot.key);
+  keys.push_back("stage");
+  return keys;
+}
+
+std::string canonical_text(const TomlValue& value);
+
+std::vector<int64_t> read_seeds(const TomlValue& sweep) {
+  std::vector<int64_t> seeds;
+  if (!sweep.contains("seeds")) return seeds;
+  const TomlValue& list = sweep.at("seeds");
+  if (!list.is_array()) throw ConfigError(SourcePlace::of(list), "[sweep] seeds must be a list of integers, e.g. [0, 1]");
+  for (const auto& seed : list.as_array()) {
+    if (!seed.is_integer()) throw ConfigError(SourcePlace::of(seed), "[sweep] seeds must be integers");
+    if (std::find(seeds.begin(), seeds.end(), seed.as_integer()) != seeds.end())
+      throw ConfigError(SourcePlace::of(seed), "[sweep] seeds lists " + std::to_string(seed.as_integer()) + " twice");
+    seeds.push_back(seed.as_integer());
+  }
+  if (seeds.empty()) throw ConfigError(SourcePlace::of(list), "[sweep] seeds is empty: leave it out to keep [run] seed");
+  return seeds;
+}
+
+std::vector<SweepAxis> read_axes(const TomlValue& sweep) {
+  std::vector<SweepAxis> axes;
+  if (!sweep.contains("axes")) return axes;
+  const TomlValue& table = sweep.at("axes");
+  if (!table.is_table())
+    throw ConfigError(SourcePlace::of(table), "[sweep.axes] must be a table of \"key.path\" = [values...]");
+  for (const auto& [key, values] : table.as_table()) {
+    const SourcePlace place = SourcePlace::of(values);
+    split_key(key, place);
+    if (!values.is_array())
+      throw ConfigError(place, "sweep axis '" + key + "' must be a list of the values it takes, found " +
+                                   toml_type_name(values));
+    if (values.as_array().empty()) throw ConfigError(place, "sweep axis '" + key + "' has no values");
+    std::vector<std::string> seen;  // a repeated value would give two runs the same id
+    for (const auto& value : values.as_array()) {
+      const std::string text = canonical_text(value);
+      if (std::find(seen.begin(), seen.end(), text) != seen.end())
+        throw ConfigError(SourcePlace::of(value), "sweep axis '" + key + "' lists " + axis_value_text(value) + " twice");
+      seen.push_back(text);
+    }
+    axes.push_back(SweepAxis{key, values.as_array(), place});
+  }
+  return axes;
+}
+
+// The exact text that identifies a value: TOML's own formatting of it, which is deterministic
+// because the host's tables are sorted.
+std::string canonical_text(const TomlValue& value) {
+  std::string text = toml::format(value);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+std::string slug_of(const std::string& text) {
+  std::string slug;
+  for (const char c : text) {
+    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || std::string("._+=,-").find(c) != std::string::npos;
+    slug += keep ? c : '_';
+  }
+  constexpr size_t kMaxSlug = 80;  // folder names stay readable; the hash keeps them unique
+  if (slug.size() > kMaxSlug) slug.resize(kMaxSlug);
+  return slug;
+}
+
+}  // namespace
+
+SweepSpec read_sweep_spec(const TomlValue& root) {
+  if (!root.is_table() || !root.contains("sweep"))
+    throw ConfigError(SourcePlace::of(root), "this config has no [sweep] table: add [sweep.axes] (see README, \"Sweeps\")");
+  const TomlValue& sweep = root.at("sweep");
+  if (!sweep.is_table()) throw ConfigError(SourcePlace::of(sweep), "[sweep] must be a table");
+  SweepSpec spec;
+  if (sweep.contains("mode")) {
+    const TomlValue& mode = sweep.at("mode");
+    if (!mode.is_string() || (mode.as_string().str != "grid" && mode.as_string().str != "zip"))
+      throw ConfigError(SourcePlace::of(mode), "[sweep] mode is \"grid\" (every combination) or \"zip\" (paired lists)");
+    spec.mode = mode.as_string().str;
+  }
+  spec.seeds = read_seeds(sweep);
+  spec.axes = read_axes(sweep);
+  if (spec.axes.empty() && spec.seeds.empty())
+    throw ConfigError(SourcePlace::of(sweep), "[sweep] needs [sweep.axes] or seeds: there is nothing to vary");
+  if (spec.mode == "zip") {
+    for (const auto& axis : spec.axes) {
+      const auto& first = spec.axes.front();
+      if (axis.values.size() != first.values.size())
+        throw ConfigError(axis.place, "zip mode pairs the axes' values, so every axis needs the same length: '" +
+                                          first.key + "' has " + std::to_string(first.values.size()) + ", '" +
+                                          axis.key + "' has " + std::to_string(axis.values.size()) +
+                                          " (use mode = \"grid\" for every combination)");
+    }
+  }
+  return spec;
+}
+
+std::vector<SweepRun> expand_sweep(const SweepSpec& spec) {
+  std::vector<std::vector<AxisValue>> assignments;
+  if (spec.axes.empty()) {
+    assignments.emplace_back();
+  } else if (spec.mode == "zip") {
+    for (size_t i = 0; i < spec.axes.front().values.size(); ++i) {
+      std::vector<AxisValue> assignment;
+      for (const auto& axis : spec.axes) assignment.push_back(AxisValue{axis.key, axis.values[i]});
+      assignments.push_back(std::move(assignment));
+    }
+  } else {
+    std::vector<size_t> position(spec.axes.size(), 0);  // an odometer over the axes, last fastest
+    while (true) {
+      std::vector<AxisValue> assignment;
+      for (size_t a = 0; a < spec.axes.size(); ++a)
+        assignment.push_back(AxisValue{spec.axes[a].key, spec.axes[a].values[position[a]]});
+      assignments.push_back(std::move(assignment));
+      size_t a = spec.axes.size();
+      while (a > 0 && ++position[a - 1] == spec.axes[a - 1].values.size()) position[--a] = 0;
+      if (a == 0) break;
+    }
+  }
+  std::vector<std::optional<int64_t>> seeds;
+  if (spec.seeds.empty()) seeds.push_back(std::nullopt);
+  for (const int64_t seed : spec.seeds) seeds.push_back(seed);
+
+  std::vector<SweepRun> runs;
+  for (const auto& assignment : assignments)
+    for (const auto& seed : seeds) runs.push_back(SweepRun{sweep_run_id(assignment, seed), assignment, seed});
+  return runs;
+}
+
+std::string axis_value_text(const TomlValue& value) {
+  if (value.is_string()) return value.as_string().str;
+  if (value.is_table()) return value.contains("type") ? axis_value_text(value.at("type")) : "table";
+  if (value.is_floating()) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%g", value.as_floating());
+    return text;
+  }
+  if (value.is_array()) {
+    std::string text = "[";
+    for (const auto& item : value.as_array()) text += (text.size() > 1 ? "," : "") + axis_value_text(item);
+    return text + "]";
+  }
+  return canonical_text(value);
+}
+
+std::string sweep_run_id(const std::vector<AxisValue>& assignment, std::optional<int64_t> seed) {
+  std::vector<AxisValue> sorted = assignment;
+  std::sort(sorted.begin(), sorted.end(), [](const AxisValue& a, const AxisValue& b) { return a.key < b.key; });
+  std::string readable, canonical;
+  for (const auto& [key, value] : sorted) {
+    readable += (readable.empty() ? "" : ",") + key + "=" + axis_value_text(value);
+    canonical += key + "=" + canonical_text(value) + "\n";
+  }
+  if (seed) {
+    readable += (readable.empty() ? "" : ",") + std::string("seed=") + std::to_string(*seed);
+    canonical += "seed=" + std::to_string(*seed) + "\n";
+  }
+  char hash[9];
+  std::snprintf(hash, sizeof(hash), "%08x", static_cast<unsigned>(Rng::purpose_of(canonical) & 0xffffffffu));
+  return (readable.empty() ? std::string("run") : slug_of(readable)) + "-" + hash;
+}
+
+void set_config_value(TomlValue& root, const std::string& key, const TomlValue& value, const SourcePlace& place) {
+  const std::vector<std::string> segments = split_key(key, place);
+  const std::string prefix = "sweep axis '" + key + "' does not resolve: ";
+  TomlValue* node = &root;
+  std::string walked;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const std::string& segment = segments[i];
+    const bool last = i + 1 == segments.size();
+    if (node->is_array()) {
+      auto& list = node->as_array();
+      if (!is_index(segment) || std::stoul(segment) >= list.size())
+        throw ConfigError(place, prefix + "'" + walked + "' is a list of " + std::to_string(list.size()) +
+                                     " entries; '" + segment + "' is not an index into it");
+      node = &list[std::stoul(segment)];
+    } else if (node->is_table()) {
+      TomlTable& table = node->as_table();
+      if (i == 0 && table.find(segment) == table.end()) {
+        const std::vector<std::string> known = top_level_keys();
+        if (std::find(known.begin(), known.end(), segment) == known.end())
+          throw ConfigError(place, prefix + "'" + segment + "' is not a top-level key of a config" +
+                                       did_you_mean(segment, known));
+      }
+      if (last) {
+        table[segment] = value;  // a table value replaces the table whole, like a list does
+        return;
+      }
+      if (table.find(segment) == table.end()) {
+        if (is_index(segments[i + 1]))
+          throw ConfigError(place, prefix + "'" + (walked.empty() ? segment : walked + "." + segment) +
+                                       "' is not a list in the config");
+        table[segment] = TomlValue(TomlTable{});  // a table left to its defaults, as --set does
+      }
+      node = &table[segment];
+    } else {
+      throw ConfigError(place, prefix + "'" + walked + "' is not a table (it is a value of type " +
+                                   toml_type_name(*node) + ")");
+    }
+    walked += (walked.empty() ? "" : ".") + segment;
+  }
+  if (node != &root) *node = value;  // the path ended on a list entry ("teacher.members.1")
+}
+
+TomlValue sweep_run_config(const TomlValue& root, const SweepSpec& spec, const SweepRun& run) {
+  TomlValue config = root;
+  config.as_table().erase("sweep");
+  for (const auto& [key, value] : run.assignment) {
+    const auto axis = std::find_if(spec.axes.begin(), spec.axes.end(), [&](const SweepAxis& a) { return a.key == key; });
+    set_config_value(config, key, value, axis != spec.axes.end() ? axis->place : SourcePlace::of(value));
+  }
+  if (run.seed) set_config_value(config, "run.seed", TomlValue(static_cast<toml::integer>(*run.seed)), SourcePlace{});
+  Diagnostics diagnostics;
+  validate_host_tables(config, diagnostics);
+  diagnostics.throw_if_any();
+  return config;
+}
+
+}  // namespace ssld::host

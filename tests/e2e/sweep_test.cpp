@@ -1,0 +1,227 @@
+// `ssld sweep` and `ssld report` end to end on a small Fashion-MNIST subset: every run of a
+// grid finishes and is tabled, a second invocation skips them all, a failing run is recorded
+// without stopping the others, an interrupted sweep resumes, and the report is rebuilt from disk.
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <thread>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using ssld::test::RunResult;
+using ssld::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kSsld = SSLD_BINARY;
+const std::string kFmnist = "/usr/share/datasets/fashion-mnist/";
+
+// 1000 labeled training images, 500 test images, a tiny CNN, one thread: a run takes seconds.
+std::string tiny_config(const std::string& sweep, int epochs = 1) {
+  return R"(
+[run]
+name = "sw"
+output_dir = "runs"
+device = "cpu"
+threads = 1
+[data]
+threads = 1
+[data.train]
+batch_size = 50
+[[data.train.sources]]
+type = "idx"
+images = ")" + kFmnist + R"(train-images-idx3-ubyte.gz"
+labels = ")" + kFmnist + R"(train-labels-idx1-ubyte.gz"
+subset = { range = [0, 1000] }
+[[data.train.batch_augment]]
+type = "normalize"
+mean = [0.286]
+std = [0.353]
+[data.val]
+batch_size = 250
+[[data.val.sources]]
+type = "idx"
+images = ")" + kFmnist + R"(t10k-images-idx3-ubyte.gz"
+labels = ")" + kFmnist + R"(t10k-labels-idx1-ubyte.gz"
+subset = { range = [0, 500] }
+[[data.val.batch_augment]]
+type = "normalize"
+mean = [0.286]
+std = [0.353]
+[student]
+type = "small_cnn"
+width = 4
+depth = 1
+[[loss]]
+type = "ce"
+[train]
+epochs = )" + std::to_string(epochs) + R"(
+lr = 0.05
+warmup_epochs = 0.0
+log_every = 2
+)" + sweep;
+}
+
+RunResult sweep(const TempDir& dir, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"-q", "sweep", (dir / "c.toml").string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return ssld::test::run_program(kSsld, args);
+}
+
+fs::path sweep_folder(const TempDir& dir) { return dir / "runs" / "sw"; }
+
+nlohmann::json manifest(const TempDir& dir) {
+  std::ifstream in(sweep_folder(dir) / "manifest.json");
+  return nlohmann::json::parse(in);
+}
+
+int lines_of(const fs::path& file) {
+  std::ifstream in(file);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  return lines;
+}
+
+std::map<std::string, std::string> statuses(const nlohmann::json& manifest) {
+  std::map<std::string, std::string> out;
+  for (const auto& run : manifest.at("runs")) out[run.at("id")] = run.at("status");
+  return out;
+}
+
+}  // namespace
+
+TEST(Sweep, RunsEveryCombinationSkipsThemWhenRepeatedAndReportRebuildsTheTables) {
+  TempDir dir;
+  dir.write("c.toml", tiny_config("[sweep]\nseeds = [0, 1]\n[sweep.axes]\n\"train.lr\" = [0.05, 0.1]\n"));
+  const RunResult first = sweep(dir, {"--jobs", "2"});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  const nlohmann::json runs = manifest(dir).at("runs");
+  ASSERT_EQ(runs.size(), 4u);
+  for (const auto& run : runs) {
+    EXPECT_EQ(run.at("status"), "done") << run.dump();
+    EXPECT_EQ(run.at("exit_code"), 0);
+    const fs::path folder = sweep_folder(dir) / "runs" / run.at("id").get<std::string>();
+    EXPECT_TRUE(fs::exists(folder / "config.toml"));
+    EXPECT_TRUE(fs::exists(folder / "main" / "summary.json"));
+    // Two runs at once on this machine's cores: each got its share of the threads, at most its configured one.
+    EXPECT_NE(ssld::test::read_file(folder / "config.toml").find("threads = 1"), std::string::npos);
+  }
+  EXPECT_EQ(runs[0].at("assignment").at("train.lr"), 0.05);
+  EXPECT_EQ(runs[0].at("seed"), 0);
+  EXPECT_EQ(runs[3].at("assignment").at("train.lr"), 0.1);
+  EXPECT_EQ(runs[3].at("seed"), 1);
+  EXPECT_EQ(lines_of(sweep_folder(dir) / "results.csv"), 5) << "a header and one row per run";
+  const std::string csv = ssld::test::read_file(sweep_folder(dir) / "results.csv");
+  EXPECT_EQ(csv.rfind("id,train.lr,seed,status,stage,best_top1,", 0), 0u) << csv;
+  const std::string md = ssld::test::read_file(sweep_folder(dir) / "results.md");
+  EXPECT_NE(md.find("## Over seeds"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 0.05 | 2 |"), std::string::npos) << "two seeds per learning rate\n" << md;
+
+  // A second invocation finds every run finished: nothing is trained again.
+  const auto summary = sweep_folder(dir) / "runs" / runs[0].at("id").get<std::string>() / "main" / "summary.json";
+  const auto written = fs::last_write_time(summary);
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult again = sweep(dir);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  EXPECT_EQ(fs::last_write_time(summary), written);
+  EXPECT_EQ(manifest(dir).at("runs")[0].at("started"), runs[0].at("started")) << "the run was not started again";
+  EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.md"), md);
+
+  // `ssld report` rebuilds the same tables from the folder alone.
+  fs::remove(sweep_folder(dir) / "results.md");
+  fs::remove(sweep_folder(dir) / "results.csv");
+  const RunResult report = ssld::test::run_program(kSsld, {"-q", "report", sweep_folder(dir).string()});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.md"), md);
+  EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.csv"), csv);
+
+  // The dry run shows the statuses from the manifest.
+  const RunResult dry = sweep(dir, {"--dry-run"});
+  EXPECT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("4 runs: 4 done, 0 failed, 0 pending"), std::string::npos) << dry.out;
+}
+
+TEST(Sweep, AFailingRunIsRecordedAndDoesNotStopTheOthers) {
+  TempDir dir;
+  dir.write("c.toml", tiny_config("[sweep.axes]\n\"train.lr\" = [-1.0, 0.05]\n"));
+  const RunResult result = sweep(dir);
+  EXPECT_EQ(result.exit_code, 4) << "the documented 'some runs failed' exit code\n" << result.out << result.err;
+  const nlohmann::json runs = manifest(dir).at("runs");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].at("status"), "failed");
+  EXPECT_EQ(runs[0].at("exit_code"), 2);
+  EXPECT_NE(runs[0].at("error").get<std::string>().find("lr"), std::string::npos) << runs[0].dump();
+  const fs::path failed = sweep_folder(dir) / "runs" / runs[0].at("id").get<std::string>();
+  EXPECT_NE(ssld::test::read_file(failed / "error.txt").find("must be positive"), std::string::npos);
+  EXPECT_EQ(runs[1].at("status"), "done");
+  const std::string md = ssld::test::read_file(sweep_folder(dir) / "results.md");
+  EXPECT_NE(md.find("## Failed runs"), std::string::npos) << md;
+  EXPECT_EQ(lines_of(sweep_folder(dir) / "results.csv"), 3);
+}
+
+TEST(Sweep, AnInterruptedSweepResumesItsUnfinishedRunOnTheNextInvocation) {
+  TempDir dir;
+  dir.write("c.toml", tiny_config("[sweep]\nseeds = [0, 1]\n", 3));
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string config = (dir / "c.toml").string();
+    freopen("/dev/null", "w", stdout);  // the sweep's tables; the test reads the files
+    execl(kSsld.c_str(), kSsld.c_str(), "-q", "sweep", config.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for the first run's first logged steps, then stop the sweep as a user or scheduler would.
+  fs::path steps;
+  for (int i = 0; i < 600 && steps.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::error_code ignored;
+    for (const auto& entry : fs::recursive_directory_iterator(sweep_folder(dir), ignored))
+      if (entry.path().filename() == "metrics_steps.jsonl" && fs::file_size(entry.path(), ignored) > 0)
+        steps = entry.path();
+  }
+  ASSERT_FALSE(steps.empty()) << "no run started";
+  kill(child, SIGTERM);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3) << "the documented 'interrupted' exit code";
+  const fs::path run = steps.parent_path().parent_path();
+  EXPECT_TRUE(fs::exists(run / "main" / "checkpoints" / "last.safetensors"));
+  for (const auto& [id, state] : statuses(manifest(dir))) EXPECT_EQ(state, "pending") << id;
+
+  const RunResult resumed = sweep(dir);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  for (const auto& [id, state] : statuses(manifest(dir))) EXPECT_EQ(state, "done") << id;
+  EXPECT_NE(ssld::test::read_file(run / "stderr.txt").find("resuming from"), std::string::npos)
+      << "the interrupted run continued from its checkpoint";
+}
+
+TEST(Sweep, DryRunListsTheShippedLossSweepAndConfigErrorsStopBeforeAnyRun) {
+  const RunResult dry = ssld::test::run_program(
+      kSsld, {"-q", "sweep", std::string(SSLD_SOURCE_DIR) + "/configs/sweeps/fmnist_losses.toml", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("10 runs:"), std::string::npos) << dry.out;
+  for (const char* loss : {"ssld", "jsd", "kl", "dkd", "dist"})
+    EXPECT_NE(dry.out.find(std::string("loss.0.type=") + loss + ",seed=1-"), std::string::npos) << loss << dry.out;
+
+  TempDir dir;
+  dir.write("c.toml", tiny_config("[sweep]\nmode = \"zip\"\n[sweep.axes]\n\"train.lr\" = [0.1, 0.05]\n"
+                                  "\"student.width\" = [4]\n"));
+  const RunResult mismatch = sweep(dir);
+  EXPECT_EQ(mismatch.exit_code, 2);
+  EXPECT_NE(mismatch.err.find("c.toml:"), std::string::npos) << mismatch.err;
+  EXPECT_NE(mismatch.err.find("same length"), std::string::npos) << mismatch.err;
+  EXPECT_FALSE(fs::exists(sweep_folder(dir))) << "nothing ran";
+
+  dir.write("c.toml", tiny_config("[sweep.axes]\n\"studnet.width\" = [4, 8]\n"));
+  const RunResult unknown = sweep(dir, {"--dry-run"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("did you mean 'student'"), std::string::npos) << unknown.err;
+}
