@@ -179,6 +179,14 @@ std::string failures(const std::vector<ReportRow>& rows) {
   return text;
 }
 
+std::string seeds_text(const nlohmann::json& manifest) {
+  const nlohmann::json seeds = manifest.value("seeds", nlohmann::json::array());
+  if (seeds.empty()) return "no seeds (each run keeps [run] seed)";
+  std::string text;
+  for (const auto& seed : seeds) text += (text.empty() ? "" : ", ") + seed.dump();
+  return "seeds " + text;
+}
+
 std::string results_markdown(const fs::path& sweep_folder, const nlohmann::json& manifest,
                              const std::vector<ReportRow>& rows, const std::vector<std::string>& axes) {
   size_t done = 0, failed = 0;
@@ -188,8 +196,8 @@ std::string results_markdown(const fs::path& sweep_folder, const nlohmann::json&
   }
   std::ostringstream md;
   md << "# Sweep " << sweep_folder.filename().string() << "\n\n"
-     << "Config `" << manifest.value("config", "") << "`, mode " << manifest.value("mode", "grid") << ", seeds "
-     << manifest.value("seeds", nlohmann::json::array()).dump() << ": " << rows.size() << " runs, " << done
+     << "Config `" << manifest.value("config", "") << "`, mode " << manifest.value("mode", "grid") << ", "
+     << seeds_text(manifest) << ": " << rows.size() << " runs, " << done
      << " done, " << failed << " failed, " << rows.size() - done - failed << " pending.\n\n"
      << "## Runs\n\nResults of each run's last stage (accuracies in %).\n\n"
      << runs_table(rows, axes) << "\n## Over seeds\n\nBest top-1 (%) of the finished runs, best first.\n\n"
