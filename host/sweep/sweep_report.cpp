@@ -1,6 +1,7 @@
 #include "sweep/sweep_report.hpp"
 
 #include "sweep/sweep_manifest.hpp"
+#include "sweep/sweep_plot.hpp"
 #include "weights/safetensors.hpp"
 
 #include <ssld/error.hpp>
@@ -139,8 +140,11 @@ std::string fixed(double value) {
   return text;
 }
 
-std::string grouped_table(const std::vector<ReportRow>& rows, const std::vector<std::string>& axes) {
-  std::vector<std::pair<std::string, Group>> groups;  // keyed by the assignment without the seed
+using Groups = std::vector<std::pair<std::string, Group>>;  // keyed by the assignment without the seed
+
+// The finished runs grouped over seeds, the best mean top-1 first.
+Groups group_over_seeds(const std::vector<ReportRow>& rows) {
+  Groups groups;
   for (const auto& row : rows) {
     if (number(row.result, "best_top1").empty()) continue;
     const std::string key = row.run.value("assignment", nlohmann::json::object()).dump();
@@ -151,6 +155,10 @@ std::string grouped_table(const std::vector<ReportRow>& rows, const std::vector<
   }
   std::stable_sort(groups.begin(), groups.end(),
                    [](const auto& a, const auto& b) { return mean(a.second.best_top1) > mean(b.second.best_top1); });
+  return groups;
+}
+
+std::string grouped_table(const Groups& groups, const std::vector<std::string>& axes) {
   std::ostringstream table;
   table << "|";
   for (const auto& key : axes) table << " " << key << " |";
@@ -166,6 +174,17 @@ std::string grouped_table(const std::vector<ReportRow>& rows, const std::vector<
           << (group.final_top1.empty() ? "-" : fixed(mean(group.final_top1))) << " |\n";
   }
   return table.str();
+}
+
+std::vector<PlotPoint> plot_points(const Groups& groups, const std::vector<std::string>& axes) {
+  std::vector<PlotPoint> points;
+  for (const auto& [key, group] : groups) {
+    std::string name;
+    for (const auto& axis : axes) name += (name.empty() ? "" : ", ") + label(group.run, axis);
+    points.push_back(PlotPoint{name.empty() ? "all" : name, mean(group.best_top1), standard_deviation(group.best_top1),
+                               group.best_top1.size()});
+  }
+  return points;
 }
 
 std::string failures(const std::vector<ReportRow>& rows) {
@@ -200,8 +219,9 @@ std::string results_markdown(const fs::path& sweep_folder, const nlohmann::json&
      << seeds_text(manifest) << ": " << rows.size() << " runs, " << done
      << " done, " << failed << " failed, " << rows.size() - done - failed << " pending.\n\n"
      << "## Runs\n\nResults of each run's last stage (accuracies in %).\n\n"
-     << runs_table(rows, axes) << "\n## Over seeds\n\nBest top-1 (%) of the finished runs, best first.\n\n"
-     << grouped_table(rows, axes);
+     << runs_table(rows, axes) << "\n## Over seeds\n\nBest top-1 (%) of the finished runs, best first "
+     << "(plotted in top1.svg).\n\n"
+     << grouped_table(group_over_seeds(rows), axes);
   const std::string failed_runs = failures(rows);
   if (!failed_runs.empty()) md << "\n## Failed runs\n\nEach run's folder has its error.txt.\n\n" << failed_runs;
   return md.str();
@@ -218,6 +238,8 @@ std::string write_sweep_report(const fs::path& sweep_folder) {
   const std::string markdown = results_markdown(sweep_folder, manifest, rows, axes);
   write_file_atomically((sweep_folder / "results.csv").string(), results_csv(rows, axes));
   write_file_atomically((sweep_folder / "results.md").string(), markdown);
+  write_file_atomically((sweep_folder / "top1.svg").string(),
+                        top1_plot(plot_points(group_over_seeds(rows), axes), "Best top-1 (%), mean and std over seeds"));
   return markdown;
 }
 

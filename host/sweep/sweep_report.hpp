@@ -1,8 +1,9 @@
-// A sweep's results tables, made only from what is on disk (manifest.json and each run's last
-// stage's summary.json), so `ssld report SWEEP_DIR` rebuilds them at any time:
+// A sweep's results, made only from what is on disk (manifest.json and each run's last stage's
+// summary.json), so `ssld report SWEEP_DIR` rebuilds them at any time:
 //   results.csv  one row per run: its axis values, seed, status and the last stage's results;
 //   results.md   the same table, then the runs grouped over seeds (mean and std of best top-1,
-//                best first), then the failed runs with their errors.
+//                best first), then the failed runs with their errors;
+//   top1.svg     the grouped best top-1 as a figure (sweep_plot.hpp).
 #pragma once
 
 #include <filesystem>
@@ -10,7 +11,7 @@
 
 namespace ssld::host {
 
-// Writes results.csv and results.md into `sweep_folder` and returns results.md's text. The
+// Writes results.csv, results.md and top1.svg into `sweep_folder` and returns results.md's text. The
 // output depends only on the folder's contents (no dates), so regenerating it is a no-op.
 // Throws ssld::Error when the folder has no manifest.json.
 std::string write_sweep_report(const std::filesystem::path& sweep_folder);

@@ -135,13 +135,15 @@ TEST(Sweep, RunsEveryCombinationSkipsThemWhenRepeatedAndReportRebuildsTheTables)
   EXPECT_EQ(manifest(dir).at("runs")[0].at("started"), runs[0].at("started")) << "the run was not started again";
   EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.md"), md);
 
-  // `ssld report` rebuilds the same tables from the folder alone.
-  fs::remove(sweep_folder(dir) / "results.md");
-  fs::remove(sweep_folder(dir) / "results.csv");
+  // `ssld report` rebuilds the same tables and plot from the folder alone.
+  const std::string svg = ssld::test::read_file(sweep_folder(dir) / "top1.svg");
+  EXPECT_NE(svg.find("<circle"), std::string::npos) << svg;
+  for (const char* file : {"results.md", "results.csv", "top1.svg"}) fs::remove(sweep_folder(dir) / file);
   const RunResult report = ssld::test::run_program(kSsld, {"-q", "report", sweep_folder(dir).string()});
   ASSERT_EQ(report.exit_code, 0) << report.err;
   EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.md"), md);
   EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.csv"), csv);
+  EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "top1.svg"), svg);
 
   // The dry run shows the statuses from the manifest.
   const RunResult dry = sweep(dir, {"--dry-run"});

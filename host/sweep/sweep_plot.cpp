@@ -1,0 +1,92 @@
+#include "sweep/sweep_plot.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace ssld::host {
+
+namespace {
+
+constexpr double kWidth = 760, kLabelWidth = 300, kRight = 30, kTop = 40, kRow = 26, kBottom = 40;
+
+std::string xml_escaped(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '&') out += "&amp;";
+    else if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+std::string number(double value, const char* format = "%.2f") {
+  char text[32];
+  std::snprintf(text, sizeof(text), format, value);
+  return text;
+}
+
+// A step of 1, 2 or 5 times a power of ten that gives about five ticks over `span`.
+double tick_step(double span) {
+  const double raw = std::max(span, 1e-6) / 5;
+  const double power = std::pow(10.0, std::floor(std::log10(raw)));
+  for (const double factor : {1.0, 2.0, 5.0})
+    if (raw <= factor * power) return factor * power;
+  return 10 * power;
+}
+
+}  // namespace
+
+std::string top1_plot(const std::vector<PlotPoint>& points, const std::string& title) {
+  double low = 100, high = 0;
+  for (const auto& point : points) {
+    low = std::min(low, point.mean - point.std);
+    high = std::max(high, point.mean + point.std);
+  }
+  if (points.empty()) low = 0, high = 100;
+  constexpr double kMinSpan = 2;  // percentage points: one run or equal means still get an axis
+  if (high - low < kMinSpan) {
+    const double center = (low + high) / 2;
+    low = center - kMinSpan / 2, high = center + kMinSpan / 2;
+  }
+  const double step = tick_step(high - low);
+  low = std::floor(low / step) * step;
+  high = std::max(std::ceil(high / step) * step, low + step);
+  const double plot_width = kWidth - kLabelWidth - kRight;
+  auto x_of = [&](double value) { return kLabelWidth + (value - low) / (high - low) * plot_width; };
+  const double height = kTop + kRow * static_cast<double>(std::max<size_t>(points.size(), 1)) + kBottom;
+  const double axis_y = height - kBottom;
+
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << xml_escaped(title)
+      << "</text>\n";
+  for (double tick = low; tick <= high + step / 2; tick += step) {
+    const std::string x = number(x_of(tick), "%.1f");
+    svg << "<line x1=\"" << x << "\" y1=\"" << kTop - 6 << "\" x2=\"" << x << "\" y2=\"" << axis_y
+        << "\" stroke=\"#ddd\"/>\n<text x=\"" << x << "\" y=\"" << axis_y + 16 << "\" text-anchor=\"middle\">"
+        << number(tick, step < 1 ? "%.1f" : "%.0f") << "</text>\n";
+  }
+  for (size_t i = 0; i < points.size(); ++i) {
+    const PlotPoint& point = points[i];
+    const std::string y = number(kTop + kRow * (static_cast<double>(i) + 0.5), "%.1f");
+    svg << "<text x=\"" << kLabelWidth - 8 << "\" y=\"" << y << "\" dy=\"4\" text-anchor=\"end\">"
+        << xml_escaped(point.label) << " (" << point.runs << ")</text>\n";
+    if (point.std > 0)
+      svg << "<line x1=\"" << number(x_of(point.mean - point.std), "%.1f") << "\" y1=\"" << y << "\" x2=\""
+          << number(x_of(point.mean + point.std), "%.1f") << "\" y2=\"" << y << "\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n";
+    svg << "<circle cx=\"" << number(x_of(point.mean), "%.1f") << "\" cy=\"" << y
+        << "\" r=\"4\" fill=\"#1f77b4\"><title>" << xml_escaped(point.label) << ": " << number(point.mean) << " +- "
+        << number(point.std) << "</title></circle>\n";
+  }
+  svg << "<line x1=\"" << kLabelWidth << "\" y1=\"" << axis_y << "\" x2=\"" << kWidth - kRight << "\" y2=\"" << axis_y
+      << "\" stroke=\"black\"/>\n</svg>\n";
+  return svg.str();
+}
+
+}  // namespace ssld::host
