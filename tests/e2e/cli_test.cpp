@@ -153,7 +153,7 @@ TEST(CliConfigErrors, UnknownComponentListsAvailableAndSuggests) {
   TempDir dir;
   const auto config = dir.write("c.toml", "[student]\ntype = \"smal_cnn\"\n");
   expect_user_error(ssld_run({"check", config.string()}),
-                    "c.toml:2:8: unknown student 'smal_cnn' in student; did you mean 'small_cnn'? Available students: cifar_resnet, small_cnn.");
+                    "c.toml:2:8: unknown student 'smal_cnn' in student; did you mean 'small_cnn'? Available students: cifar_resnet, mobilenet_v3, resnet, resnet_d, small_cnn, torchscript.");
 }
 
 TEST(CliConfigErrors, UnknownOptionKeySuggestsWithFileAndLine) {

@@ -1,6 +1,7 @@
 // `ssld sweep` and `ssld report` end to end on a small Fashion-MNIST subset: every run of a
 // grid finishes and is tabled, a second invocation skips them all, a failing run is recorded
 // without stopping the others, an interrupted sweep resumes, and the report is rebuilt from disk.
+#include "fmnist_subset.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -21,7 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kSsld = SSLD_BINARY;
-const std::string kFmnist = "/usr/share/datasets/fashion-mnist/";
 
 // 1000 labeled training images, 500 test images, a tiny CNN, one thread: a run takes seconds.
 std::string tiny_config(const std::string& sweep, int epochs = 1) {
@@ -33,29 +33,7 @@ device = "cpu"
 threads = 1
 [data]
 threads = 1
-[data.train]
-batch_size = 50
-[[data.train.sources]]
-type = "idx"
-images = ")" + kFmnist + R"(train-images-idx3-ubyte.gz"
-labels = ")" + kFmnist + R"(train-labels-idx1-ubyte.gz"
-subset = { range = [0, 1000] }
-[[data.train.batch_augment]]
-type = "normalize"
-mean = [0.286]
-std = [0.353]
-[data.val]
-batch_size = 250
-[[data.val.sources]]
-type = "idx"
-images = ")" + kFmnist + R"(t10k-images-idx3-ubyte.gz"
-labels = ")" + kFmnist + R"(t10k-labels-idx1-ubyte.gz"
-subset = { range = [0, 500] }
-[[data.val.batch_augment]]
-type = "normalize"
-mean = [0.286]
-std = [0.353]
-[student]
+)" + ssld::test::fmnist_data_tables({1000, 50, true, false, 500, 250}) + R"([student]
 type = "small_cnn"
 width = 4
 depth = 1

@@ -1,6 +1,7 @@
 // `ssld train` end to end on a Fashion-MNIST subset: it learns, stages hand weights on,
 // an interrupted and resumed run ends bit-identical to an uninterrupted one, and the
 // non-finite policy stops a diverging run with a clear message.
+#include "fmnist_subset.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -20,7 +21,6 @@ using ssld::test::TempDir;
 namespace {
 
 const std::string kSsld = SSLD_BINARY;
-const std::string kFmnist = "/usr/share/datasets/fashion-mnist/";
 
 // 2000 labeled training images, 1000 test images, a tiny CNN.
 std::string small_config(const std::string& extra = "") {
@@ -32,31 +32,7 @@ device = "cpu"
 threads = 1
 [data]
 threads = 1
-[data.train]
-batch_size = 64
-[[data.train.sources]]
-type = "idx"
-images = ")" + kFmnist + R"(train-images-idx3-ubyte.gz"
-labels = ")" + kFmnist + R"(train-labels-idx1-ubyte.gz"
-subset = { range = [0, 2000] }
-[[data.train.augment]]
-type = "hflip"
-[[data.train.batch_augment]]
-type = "normalize"
-mean = [0.286]
-std = [0.353]
-[data.val]
-batch_size = 250
-[[data.val.sources]]
-type = "idx"
-images = ")" + kFmnist + R"(t10k-images-idx3-ubyte.gz"
-labels = ")" + kFmnist + R"(t10k-labels-idx1-ubyte.gz"
-subset = { range = [0, 1000] }
-[[data.val.batch_augment]]
-type = "normalize"
-mean = [0.286]
-std = [0.353]
-[student]
+)" + ssld::test::fmnist_data_tables({2000, 64, true, true, 1000, 250}) + R"([student]
 type = "small_cnn"
 width = 8
 depth = 2

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <sstream>
 
@@ -36,20 +37,20 @@ const Case kCases[] = {
     {"mobilenet_v3_large_075", "type = \"mobilenet_v3\"\nvariant = \"large\"\nwidth_mult = 0.75\nnum_classes = 10"},
 };
 
-// The reference files, written once per test binary. Python computes with this process's
-// intra-op thread count: oneDNN's convolutions sum in an order that depends on it (1 vs 2 threads
-// moves ResNet-101's logits by 1.6e-4), and with the same count both sides run the same kernels.
-const std::string& reference_dir() {
+// The reference file of one model, written on first use in this process (ctest runs each test
+// in its own process: generating only what a test reads keeps the suite fast). Python computes
+// with this process's intra-op thread count: oneDNN's convolutions sum in an order that depends
+// on it (1 vs 2 threads moves ResNet-101's logits by 1.6e-4), and with the same count both sides
+// run the same kernels.
+std::string reference_file(const std::string& name) {
   static const ssld::test::TempDir dir;
-  static const bool made = [] {
+  const std::string path = dir.path().string() + "/" + name + ".safetensors";
+  if (!std::filesystem::exists(path)) {
     const auto result = ssld::test::run_program(
         "/usr/bin/python3", {SSLD_SOURCE_DIR "/tests/unit/fixtures/make_model_zoo_reference.py", dir.path().string(),
-                             std::to_string(at::get_num_threads())});
+                             std::to_string(at::get_num_threads()), name});
     EXPECT_EQ(result.exit_code, 0) << "fixture generation failed (needs /usr/bin/python3 with torchvision):\n" << result.err;
-    return result.exit_code == 0;
-  }();
-  (void)made;
-  static const std::string path = dir.path().string();
+  }
   return path;
 }
 
@@ -68,7 +69,7 @@ std::vector<std::string> lines(const std::string& text) {
 }
 
 Reference load_reference(const std::string& name) {
-  const ssld::host::TensorFile file = ssld::host::read_safetensors(reference_dir() + "/" + name + ".safetensors");
+  const ssld::host::TensorFile file = ssld::host::read_safetensors(reference_file(name));
   Reference reference;
   for (const auto& [key, tensor] : file.tensors) {
     if (key.rfind("model.", 0) == 0)

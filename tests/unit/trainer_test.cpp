@@ -1,6 +1,7 @@
 // The training step in-process: the frozen-teacher guard, channels_last and the reduced
 // precision fallback on the CPU, a step with non-finite values leaving the weights alone, and
 // the fp16 loss scaler's arithmetic.
+#include "fmnist_subset.hpp"
 #include "plugin_host.hpp"
 #include "train/mixed_precision.hpp"
 #include "train/teacher_guard.hpp"
@@ -19,17 +20,7 @@ namespace {
 // 256 Fashion-MNIST images, a tiny student, the SSLD loss against `teacher`.
 std::string stage_config(const std::string& teacher, const std::string& train_extra = "") {
   return R"(
-[data.train]
-batch_size = 64
-[[data.train.sources]]
-type = "idx"
-images = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-subset = { range = [0, 256] }
-[[data.train.batch_augment]]
-type = "normalize"
-mean = [0.286]
-std = [0.353]
-[student]
+)" + ssld::test::fmnist_data_tables({256, 64, false, false, 0, 0}) + R"([student]
 type = "small_cnn"
 width = 4
 depth = 2
