@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -72,6 +73,17 @@ inline RunResult run_program(const std::string& program, const std::vector<std::
   result.out = read_file(scratch / "out");
   result.err = read_file(scratch / "err");
   return result;
+}
+
+// The message of the exception `action` throws (of type Exception), or "(no error)".
+template <class Exception = std::exception>
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Exception& error) {
+    return error.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace ssld::test

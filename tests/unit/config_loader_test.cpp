@@ -6,17 +6,7 @@
 
 using namespace ssld::host;
 using ssld::test::TempDir;
-
-namespace {
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-}  // namespace
+using ssld::test::error_of;
 
 TEST(ConfigLoader, BaseIsMergedTableByTableAndTheIncludingFileWins) {
   TempDir dir;
@@ -47,7 +37,7 @@ TEST(ConfigLoader, BaseCycleIsAnErrorNamingTheChain) {
   TempDir dir;
   dir.write("a.toml", "base = \"b.toml\"\n");
   dir.write("b.toml", "base = \"a.toml\"\n");
-  const std::string message = error_of([&] { load_config(dir / "a.toml"); });
+  const std::string message = error_of<ConfigError>([&] { load_config(dir / "a.toml"); });
   EXPECT_NE(message.find("`base` cycle: a.toml -> b.toml -> a.toml"), std::string::npos) << message;
   EXPECT_NE(message.find("b.toml:1:8"), std::string::npos) << message;
 }
@@ -55,7 +45,7 @@ TEST(ConfigLoader, BaseCycleIsAnErrorNamingTheChain) {
 TEST(ConfigLoader, MissingBaseNamesTheIncludingLine) {
   TempDir dir;
   const auto path = dir.write("a.toml", "\nbase = \"nope.toml\"\n");
-  const std::string message = error_of([&] { load_config(path); });
+  const std::string message = error_of<ConfigError>([&] { load_config(path); });
   EXPECT_NE(message.find("a.toml:2:8"), std::string::npos) << message;
   EXPECT_NE(message.find("nope.toml' does not exist"), std::string::npos) << message;
 }
@@ -63,7 +53,7 @@ TEST(ConfigLoader, MissingBaseNamesTheIncludingLine) {
 TEST(ConfigLoader, MalformedTomlGivesFileLineAndColumn) {
   TempDir dir;
   const auto path = dir.write("bad.toml", "[run]\nname = \"x\"\nseed = [1, 2\n");
-  const std::string message = error_of([&] { load_config(path); });
+  const std::string message = error_of<ConfigError>([&] { load_config(path); });
   EXPECT_NE(message.find("bad.toml:4:1: malformed TOML"), std::string::npos) << message;
 }
 
@@ -83,11 +73,11 @@ TEST(ConfigLoader, OverridesKeepTheirTextUntilValidationAndIndexLists) {
 TEST(ConfigLoader, MalformedOverridesAreErrors) {
   TempDir dir;
   const auto path = dir.write("a.toml", "[[loss]]\ntype = \"ssld\"\n[run]\nname = \"x\"\n");
-  EXPECT_NE(error_of([&] { load_config(path, {"student.width"}); }).find("key.path=value"), std::string::npos);
-  EXPECT_NE(error_of([&] { load_config(path, {"loss.3.type=kl"}); }).find("list of 1 entries"), std::string::npos);
-  EXPECT_NE(error_of([&] { load_config(path, {"run.name.first=x"}); }).find("'run.name' is a string"),
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"student.width"}); }).find("key.path=value"), std::string::npos);
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"loss.3.type=kl"}); }).find("list of 1 entries"), std::string::npos);
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"run.name.first=x"}); }).find("'run.name' is a string"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_config(path, {"teacher.0.type=x"}); }).find("cannot create them"), std::string::npos);
-  EXPECT_NE(error_of([&] { load_config(path, {"base=x.toml"}); }).find("only be set in a config file"),
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"teacher.0.type=x"}); }).find("cannot create them"), std::string::npos);
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"base=x.toml"}); }).find("only be set in a config file"),
             std::string::npos);
 }

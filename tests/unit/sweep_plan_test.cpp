@@ -13,6 +13,7 @@
 
 using namespace ssld::host;
 using ssld::test::TempDir;
+using ssld::test::error_of;
 
 namespace {
 
@@ -40,15 +41,6 @@ train = { lr = 0.1 }
 
 TomlValue load(const TempDir& dir, const std::string& sweep) {
   return load_config(dir.write("c.toml", kBase + sweep));
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const ConfigError& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace
@@ -161,7 +153,7 @@ TEST(SweepPlan, ZipWithAxesOfDifferentLengthsIsAnErrorAtTheAxis) {
   TempDir dir;
   const TomlValue root = load(dir, "[sweep]\nmode = \"zip\"\n[sweep.axes]\n\"student.width\" = [8, 16]\n"
                                    "\"train.epochs\" = [1, 2, 3]\n");
-  const std::string error = error_of([&] { read_sweep_spec(root); });
+  const std::string error = error_of<ConfigError>([&] { read_sweep_spec(root); });
   EXPECT_NE(error.find("c.toml:"), std::string::npos) << error;
   EXPECT_NE(error.find("same length"), std::string::npos) << error;
   EXPECT_NE(error.find("'train.epochs' has 3"), std::string::npos) << error;
@@ -169,13 +161,13 @@ TEST(SweepPlan, ZipWithAxesOfDifferentLengthsIsAnErrorAtTheAxis) {
 
 TEST(SweepPlan, EmptyAxesRepeatedValuesAndNothingToVaryAreErrors) {
   TempDir dir;
-  EXPECT_NE(error_of([&] { read_sweep_spec(load(dir, "[sweep.axes]\n\"student.width\" = []\n")); }).find("has no values"),
+  EXPECT_NE(error_of<ConfigError>([&] { read_sweep_spec(load(dir, "[sweep.axes]\n\"student.width\" = []\n")); }).find("has no values"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { read_sweep_spec(load(dir, "[sweep.axes]\n\"student.width\" = [8, 8]\n")); }).find("twice"),
+  EXPECT_NE(error_of<ConfigError>([&] { read_sweep_spec(load(dir, "[sweep.axes]\n\"student.width\" = [8, 8]\n")); }).find("twice"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { read_sweep_spec(load(dir, "[sweep]\nmode = \"grid\"\n")); }).find("nothing to vary"),
+  EXPECT_NE(error_of<ConfigError>([&] { read_sweep_spec(load(dir, "[sweep]\nmode = \"grid\"\n")); }).find("nothing to vary"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { read_sweep_spec(load(dir, "")); }).find("no [sweep] table"), std::string::npos);
+  EXPECT_NE(error_of<ConfigError>([&] { read_sweep_spec(load(dir, "")); }).find("no [sweep] table"), std::string::npos);
 }
 
 TEST(SweepPlan, AnAxisKeyThatDoesNotResolveIsAnErrorWithItsPlace) {
@@ -183,7 +175,7 @@ TEST(SweepPlan, AnAxisKeyThatDoesNotResolveIsAnErrorWithItsPlace) {
   auto error_for = [&](const std::string& axis) {
     const TomlValue root = load(dir, "[sweep.axes]\n" + axis + "\n");
     const SweepSpec spec = read_sweep_spec(root);
-    return error_of([&] { sweep_run_config(root, spec, expand_sweep(spec).front()); });
+    return error_of<ConfigError>([&] { sweep_run_config(root, spec, expand_sweep(spec).front()); });
   };
   const std::string unknown = error_for("\"studnet.width\" = [8, 16]");
   EXPECT_NE(unknown.find("c.toml:"), std::string::npos) << unknown;
