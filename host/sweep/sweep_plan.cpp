@@ -52,7 +52,9 @@ std::vector<int64_t> read_seeds(const TomlValue& sweep) {
   return seeds;
 }
 
-std::vector<SweepAxis> read_axes(const TomlValue& sweep) {
+// Axis keys and values; `grid`: a value repeated on one axis would give two runs the same
+// assignment (in zip mode only the paired positions must differ; checked by the caller).
+std::vector<SweepAxis> read_axes(const TomlValue& sweep, bool grid) {
   std::vector<SweepAxis> axes;
   if (!sweep.contains("axes")) return axes;
   const TomlValue& table = sweep.at("axes");
@@ -65,8 +67,9 @@ std::vector<SweepAxis> read_axes(const TomlValue& sweep) {
       throw ConfigError(place, "sweep axis '" + key + "' must be a list of the values it takes, found " +
                                    toml_type_name(values));
     if (values.as_array().empty()) throw ConfigError(place, "sweep axis '" + key + "' has no values");
-    std::vector<std::string> seen;  // a repeated value would give two runs the same id
+    std::vector<std::string> seen;
     for (const auto& value : values.as_array()) {
+      if (!grid) break;
       const std::string text = canonical_text(value);
       if (std::find(seen.begin(), seen.end(), text) != seen.end())
         throw ConfigError(SourcePlace::of(value), "sweep axis '" + key + "' lists " + axis_value_text(value) + " twice");
@@ -111,7 +114,7 @@ SweepSpec read_sweep_spec(const TomlValue& root) {
     spec.mode = mode.as_string().str;
   }
   spec.seeds = read_seeds(sweep);
-  spec.axes = read_axes(sweep);
+  spec.axes = read_axes(sweep, spec.mode == "grid");
   if (spec.axes.empty() && spec.seeds.empty())
     throw ConfigError(SourcePlace::of(sweep), "[sweep] needs [sweep.axes] or seeds: there is nothing to vary");
   if (spec.mode == "zip") {
@@ -122,6 +125,15 @@ SweepSpec read_sweep_spec(const TomlValue& root) {
                                           first.key + "' has " + std::to_string(first.values.size()) + ", '" +
                                           axis.key + "' has " + std::to_string(axis.values.size()) +
                                           " (use mode = \"grid\" for every combination)");
+    }
+    std::vector<std::string> seen;  // a repeated position would give two runs the same assignment
+    for (size_t i = 0; !spec.axes.empty() && i < spec.axes.front().values.size(); ++i) {
+      std::string text;
+      for (const auto& axis : spec.axes) text += canonical_text(axis.values[i]) + "\n";
+      if (std::find(seen.begin(), seen.end(), text) != seen.end())
+        throw ConfigError(spec.axes.front().place, "zip position " + std::to_string(i) +
+                                                       " repeats an earlier one: two runs would be the same");
+      seen.push_back(text);
     }
   }
   return spec;

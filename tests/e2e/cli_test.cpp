@@ -231,14 +231,20 @@ TEST(CliConfigErrors, PluginPathsInTheConfigResolveAgainstIt) {
 
 // Every shipped config that trains (has [[loss]] or [[stage]]s) passes `check --dry-run` and
 // `train --dry-run`: its tables fit their plugins' schemas, and every stage builds and trains a
-// few steps on generated images without the config's data or teacher files.
+// few steps on generated images without the config's data or teacher files. Every sweep lists
+// its runs.
 TEST(ShippedConfigs, EveryTrainingConfigPassesADryRun) {
   int checked = 0;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SSLD_SOURCE_DIR) + "/configs")) {
     if (entry.path().extension() != ".toml") continue;
     const std::string text = ssld::test::read_file(entry.path());
-    if (text.find("[[loss]]") == std::string::npos && text.find("[[stage]]") == std::string::npos) continue;
     const std::string config = entry.path().string();
+    if (text.find("[sweep]") != std::string::npos) {  // its runs resolve (listing them checks every axis)
+      const RunResult listed = ssld_run({"-q", "sweep", config, "--dry-run"});
+      EXPECT_EQ(listed.exit_code, 0) << config << "\n" << listed.err;
+      EXPECT_NE(listed.out.find("dry run: nothing was run"), std::string::npos) << config << "\n" << listed.out;
+    }
+    if (text.find("[[loss]]") == std::string::npos && text.find("[[stage]]") == std::string::npos) continue;
     const RunResult check = ssld_run({"-q", "check", config, "--dry-run"});
     EXPECT_EQ(check.exit_code, 0) << config << "\n" << check.err;
     const RunResult train = ssld_run({"-q", "train", config, "--dry-run", "--dry-run-size", "48"});

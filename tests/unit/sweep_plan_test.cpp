@@ -163,6 +163,15 @@ TEST(SweepPlan, EmptyAxesRepeatedValuesAndNothingToVaryAreErrors) {
   TempDir dir;
   EXPECT_NE(error_of<ConfigError>([&] { read_sweep_spec(load(dir, "[sweep.axes]\n\"student.width\" = []\n")); }).find("has no values"),
             std::string::npos);
+  // In zip mode a value may repeat on one axis (paired with others); a whole position may not.
+  const SweepSpec zip = read_sweep_spec(
+      load(dir, "[sweep]\nmode = \"zip\"\n[sweep.axes]\n\"student.width\" = [8, 8]\n\"train.epochs\" = [1, 2]\n"));
+  EXPECT_EQ(expand_sweep(zip).size(), 2u);
+  EXPECT_NE(error_of<ConfigError>([&] {
+              read_sweep_spec(
+                  load(dir, "[sweep]\nmode = \"zip\"\n[sweep.axes]\n\"student.width\" = [8, 8]\n\"train.epochs\" = [1, 1]\n"));
+            }).find("zip position 1 repeats an earlier one"),
+            std::string::npos);
   EXPECT_NE(error_of<ConfigError>([&] { read_sweep_spec(load(dir, "[sweep.axes]\n\"student.width\" = [8, 8]\n")); }).find("twice"),
             std::string::npos);
   EXPECT_NE(error_of<ConfigError>([&] { read_sweep_spec(load(dir, "[sweep]\nmode = \"grid\"\n")); }).find("nothing to vary"),
