@@ -23,7 +23,7 @@ int run_export(const ExportCommand& command) {
   if (!config.contains("student"))
     throw ConfigError(SourcePlace{command.config, 0, 0}, "stage '" + selected.stage.name + "' has no [student]");
   // Only the architecture is needed: where the stage's training started from does not matter.
-  for (const char* key : {"weights", "strict", "ignore"}) config["student"].as_table().erase(key);
+  strip_student_host_keys(config["student"].as_table());
   auto student = std::unique_ptr<Student>(static_cast<Student*>(
       setup->factory->create(Kind::Student, config.at("student"), "student", Schema(), diagnostics)
           .release()));

@@ -103,4 +103,11 @@ std::vector<std::string> config_plugin_paths(const TomlValue& root) {
   return host_options(root, "plugins").get_string_list("paths");
 }
 
+void strip_student_host_keys(TomlTable& student) {
+  for (const auto& slot : component_slots())
+    if (slot.key == "student")
+      for (const auto& spec : slot.host_schema.options()) student.erase(spec.name);
+  student.erase("init_which");  // read with init_from by the stage resolver
+}
+
 }  // namespace ssld::host

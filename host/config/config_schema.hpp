@@ -31,6 +31,10 @@ struct ComponentSlot {
 const std::vector<HostTable>& host_tables();
 const std::vector<ComponentSlot>& component_slots();
 
+// A [student] table without the host's keys (the student slot's weights, strict, ignore,
+// init_from, and init_which): only the architecture, as a checkpoint teacher or an export builds it.
+void strip_student_host_keys(TomlTable& student);
+
 // The validated [run] table.
 struct RunSettings {
   std::string name;

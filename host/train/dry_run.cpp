@@ -16,12 +16,9 @@ namespace ssld::host {
 
 namespace {
 
-const char* const kStudentHostKeys[] = {"weights", "strict", "ignore", "init_from", "init_which"};
-
-// The student's table without the host's keys: only the architecture.
 TomlValue architecture_of(const TomlValue& student) {
   TomlValue table = student;
-  for (const char* key : kStudentHostKeys) table.as_table().erase(key);
+  strip_student_host_keys(table.as_table());
   return table;
 }
 

@@ -1,6 +1,7 @@
 #include "train/stages.hpp"
 
 #include "config/config_loader.hpp"
+#include "config/config_schema.hpp"
 
 #include <set>
 
@@ -108,8 +109,7 @@ void resolve_stage_references(Stage& stage, const std::vector<Stage>& earlier,
   // student keys (where the earlier stage's student started from) do not apply to it.
   if (auto teacher = root.find("teacher"); teacher != root.end() && teacher->second.is_table() &&
                                           teacher->second.contains("student") && teacher->second.at("student").is_table()) {
-    TomlTable& architecture = teacher->second.as_table()["student"].as_table();
-    for (const char* key : {"init_from", "init_which", "weights", "strict", "ignore"}) architecture.erase(key);
+    strip_student_host_keys(teacher->second.as_table()["student"].as_table());
   }
 }
 
