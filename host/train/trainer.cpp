@@ -127,7 +127,6 @@ StageResult Trainer::run(bool resume) {
     if ((epoch + 1) % settings.eval_every == 0 || epoch + 1 == settings.epochs) evaluate_epoch(epoch, progress);
     save_checkpoint(epoch + 1, 0, progress);
   }
-  if (teacher_guard_) teacher_guard_->verify("at the end of training");
   write_safetensors((folder_ / "student.safetensors").string(), state_dict(*components_.student),
                     {{"format", "ssld-weights-1"}});
   if (ema_) write_safetensors((folder_ / "student_ema.safetensors").string(), ema_->tensors(), {{"format", "ssld-weights-1"}});
