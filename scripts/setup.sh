@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build pkg-config binutils
-  libtorch-dev libboost-dev libtoml11-dev libspdlog-dev libfmt-dev libtbb-dev
+  libtorch-dev libgloo-dev libboost-dev libtoml11-dev libspdlog-dev libfmt-dev libtbb-dev
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   python3-torch python3-torchvision python3-pil  # reference, peer and fixtures in tests
