@@ -36,7 +36,7 @@ GradientSync::GradientSync(DistContext& dist, const NamedTensors& parameters, do
     bucket.slots = members[b].size();
     for (size_t k = 0; k < members[b].size(); ++k) slots_[members[b][k]].flag_offset = bucket.gradients + static_cast<int64_t>(k);
     const at::Tensor& first = slots_[members[b][0]].parameter;
-    bucket.flat = at::zeros({bucket.gradients + static_cast<int64_t>(bucket.slots)},
+    bucket.flat = at::zeros({bucket.gradients + static_cast<int64_t>(bucket.slots) + 1},
                             first.options().requires_grad(false).device(dist_.device().is_cuda() ? first.device() : at::Device(at::kCPU)));
   }
   for (size_t i = 0; i < slots_.size(); ++i)
@@ -52,13 +52,14 @@ GradientSync::~GradientSync() {
   }
 }
 
-void GradientSync::prepare() {
+void GradientSync::prepare(bool loss_finite) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& bucket : buckets_) {
     bucket.flat.zero_();
     bucket.ready = 0;
     bucket.pending.reset();
   }
+  if (!buckets_.empty() && !loss_finite) buckets_[0].flat.narrow(0, buckets_[0].flat.numel() - 1, 1).fill_(1);
   for (auto& slot : slots_) slot.ready = false;
   next_launch_ = 0;
   launched_during_backward_ = 0;
@@ -87,9 +88,9 @@ void GradientSync::launch_in_order(bool all) {
   }
 }
 
-void GradientSync::finish() {
+bool GradientSync::finish() {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!armed_) return;
+  if (!armed_) return true;
   armed_ = false;
   in_backward_ = false;
   launch_in_order(true);  // buckets with gradients that did not come (unused parameters)
@@ -103,7 +104,9 @@ void GradientSync::finish() {
   // One copy of every "used" count to the host.
   std::vector<at::Tensor> flags;
   for (auto& bucket : buckets_) flags.push_back(bucket.flat.narrow(0, bucket.gradients, bucket.slots));
-  const at::Tensor used = at::cat(flags).to(at::kCPU, at::kFloat);
+  if (!buckets_.empty()) flags.push_back(buckets_[0].flat.narrow(0, buckets_[0].flat.numel() - 1, 1));
+  const at::Tensor used = at::cat(flags).to(at::kCPU, at::kFloat);  // the counts, then the non-finite losses
+  const bool all_finite = buckets_.empty() || used.data_ptr<float>()[used.numel() - 1] <= 0;
   const float* counts = used.data_ptr<float>();
   std::vector<int64_t> first_flag(buckets_.size(), 0);
   for (size_t b = 1; b < buckets_.size(); ++b) first_flag[b] = first_flag[b - 1] + static_cast<int64_t>(buckets_[b - 1].slots);
@@ -117,6 +120,7 @@ void GradientSync::finish() {
       slot.parameter.mutable_grad() = average.to(slot.parameter.device()).clone();
     }
   }
+  return all_finite;
 }
 
 void GradientSync::average_existing_gradients() {

@@ -27,10 +27,12 @@ class GradientSync {
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
 
-  // Before backward: clears the buckets and arms the hooks.
-  void prepare();
+  // Before backward: clears the buckets and arms the hooks. `loss_finite` travels with the
+  // first bucket, so agreeing on a skip-step costs no collective of its own.
+  void prepare(bool loss_finite = true);
   // After backward, before clipping and the optimizer: every rank's gradients averaged.
-  void finish();
+  // Returns whether every rank's loss was finite.
+  bool finish();
 
   // Without hooks (gradients already in .grad, e.g. from a loop that cannot use hooks, and in
   // benchmarks): prepare, copy every .grad in, finish.
@@ -49,7 +51,7 @@ class GradientSync {
     unsigned hook = 0;
   };
   struct Bucket {
-    at::Tensor flat;  // gradients, then one "used" count per slot
+    at::Tensor flat;  // gradients, one "used" count per slot, then the non-finite-loss count
     int64_t gradients = 0;
     size_t slots = 0, ready = 0;
     std::unique_ptr<PendingReduction> pending;

@@ -40,6 +40,12 @@ std::string seconds_text(std::chrono::milliseconds timeout) {
               "longer than [dist] timeout_s = " + seconds_text(timeout) + " s");
 }
 
+// c10d's messages without the C++ stack trace c10::Error appends.
+std::string message_of(const std::exception& error) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&error)) return c10_error->what_without_backtrace();
+  return error.what();
+}
+
 bool is_loopback(const std::string& address) {
   return address == "localhost" || address.rfind("127.", 0) == 0 || address == "::1";
 }
@@ -63,7 +69,7 @@ class PendingWork : public PendingReduction {
       work_->wait(timeout_);
     } catch (const std::exception& error) {
       work_.reset();
-      fail(env_, timeout_, "an all-reduce", error.what());
+      fail(env_, timeout_, "an all-reduce", message_of(error));
     }
     work_.reset();
   }
@@ -114,7 +120,7 @@ class C10dContext : public DistContext {
     try {
       work = group_->allreduce(tensors, options);
     } catch (const std::exception& error) {
-      fail(env_, timeout_, "an all-reduce", error.what());
+      fail(env_, timeout_, "an all-reduce", message_of(error));
     }
     return std::make_unique<PendingWork>(std::move(work), env_, timeout_);
   }
@@ -132,7 +138,7 @@ class C10dContext : public DistContext {
     try {
       launch()->wait(timeout_);
     } catch (const std::exception& error) {
-      fail(env_, timeout_, what, error.what());
+      fail(env_, timeout_, what, message_of(error));
     }
   }
 
@@ -165,7 +171,7 @@ std::unique_ptr<DistContext> DistContext::connect(const DistEnv& env, c10::Devic
   } catch (const std::exception& error) {
     throw Error("[dist] rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
                 ": rendezvous at MASTER_ADDR:MASTER_PORT = " + where + " failed within [dist] timeout_s = " +
-                seconds_text(timeout) + " s: " + error.what() +
+                seconds_text(timeout) + " s: " + message_of(error) +
                 ". Every rank must start with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE, rank 0 must be able "
                 "to listen on that port, and all WORLD_SIZE ranks must start");
   }
@@ -194,7 +200,7 @@ std::unique_ptr<DistContext> DistContext::connect(const DistEnv& env, c10::Devic
     }
   } catch (const std::exception& error) {
     throw Error("[dist] rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
-                ": creating the process group (rendezvous " + where + ") failed: " + error.what() +
+                ": creating the process group (rendezvous " + where + ") failed: " + message_of(error) +
                 ". Not every rank joined within [dist] timeout_s = " + seconds_text(timeout) +
                 " s, or the ranks cannot reach each other (set GLOO_SOCKET_IFNAME to the interface to use)");
   }

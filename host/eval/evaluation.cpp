@@ -2,6 +2,7 @@
 
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
+#include "dist/process_group.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -9,7 +10,8 @@
 namespace ssld::host {
 
 Accuracy evaluate(const DataPipeline& pipeline, c10::Device device, uint64_t seed,
-                  const std::function<at::Tensor(const at::Tensor& images)>& predict, const PredictionSink& sink) {
+                  const std::function<at::Tensor(const at::Tensor& images)>& predict, const PredictionSink& sink,
+                  DistContext* dist) {
   c10::NoGradGuard no_grad;
   Loader loader(*pipeline.samples, *pipeline.sampler, pipeline.loader);
   loader.start(0);
@@ -26,6 +28,12 @@ Accuracy evaluate(const DataPipeline& pipeline, c10::Device device, uint64_t see
     correct1 += hits.select(1, 0).sum().item<int64_t>();
     correct5 += hits.any(1).sum().item<int64_t>();
     counted += mask.sum().item<int64_t>();
+  }
+  if (dist) {
+    const auto totals = dist->sum({correct1, correct5, counted});
+    correct1 = totals[0];
+    correct5 = totals[1];
+    counted = totals[2];
   }
   Accuracy accuracy;
   accuracy.samples = counted;

@@ -8,6 +8,8 @@
 
 namespace ssld::host {
 
+class DistContext;
+
 struct Accuracy {
   double top1 = 0;  // percent
   double top5 = 0;
@@ -17,8 +19,10 @@ struct Accuracy {
 // Called per batch with the predicted logits, e.g. to write per-sample predictions.
 using PredictionSink = std::function<void(const ssld::Batch& batch, const at::Tensor& logits)>;
 
+// With `dist` (a data-parallel run), each rank evaluates its shard of the pipeline and the
+// counts are summed over ranks: every rank returns the accuracy on the whole set.
 Accuracy evaluate(const DataPipeline& pipeline, c10::Device device, uint64_t seed,
                   const std::function<at::Tensor(const at::Tensor& images)>& predict,
-                  const PredictionSink& sink = nullptr);
+                  const PredictionSink& sink = nullptr, DistContext* dist = nullptr);
 
 }  // namespace ssld::host
