@@ -64,6 +64,14 @@ struct SweepCommand {
   bool dry_run = false;      // list the runs and their status; run nothing
 };
 
+struct MineCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string stage;     // whose teacher and [mine] (default: the last stage)
+  bool resume = false;   // continue an interrupted run from its state.json
+  bool restart = false;  // delete earlier mining results and start over
+};
+
 struct ReportCommand {
   std::string sweep_folder;  // <output_dir>/<run name> of a sweep
 };
@@ -76,5 +84,6 @@ int run_bench_data(const BenchDataCommand& command);
 int run_check(const CheckCommand& command);
 int run_sweep_command(const SweepCommand& command);
 int run_report(const ReportCommand& command);
+int run_mine(const MineCommand& command);
 
 }  // namespace ssld::host

@@ -107,6 +107,15 @@ int main(int argc, char** argv) {
       ->delimiter(',')->check(CLI::NonNegativeNumber);
   sweep_app->add_flag("--dry-run", sweep.dry_run, "list the runs and their status from an earlier sweep; run nothing");
 
+  MineCommand mine;
+  auto* mine_app = app.add_subcommand(
+      "mine", "the teacher picks unlabeled images for training: top-k per class, near-duplicates of data.val removed");
+  mine_app->add_option("config", mine.config, "the config file (TOML) with a [mine] table")->required();
+  mine_app->add_option("--set", mine.overrides, "override a config key")->type_name("KEY=VALUE");
+  mine_app->add_option("--stage", mine.stage, "whose teacher and [mine] (default: the last stage)");
+  auto* mine_resume = mine_app->add_flag("--resume", mine.resume, "continue an interrupted run from its state.json");
+  mine_app->add_flag("--restart", mine.restart, "delete earlier mining results and start over")->excludes(mine_resume);
+
   ReportCommand report_command;
   auto* report_app = app.add_subcommand("report", "rebuild a sweep's results.csv and results.md from its folder");
   report_app->add_option("sweep_folder", report_command.sweep_folder, "the sweep's folder: <output_dir>/<run name>")
@@ -138,6 +147,7 @@ int main(int argc, char** argv) {
     if (export_app->parsed()) return run_export(export_weights);
     if (sweep_app->parsed()) return run_sweep_command(sweep);
     if (report_app->parsed()) return run_report(report_command);
+    if (mine_app->parsed()) return run_mine(mine);
   } catch (const Interrupted& error) {
     return report(error.what(), kInterruptedExitCode);
   } catch (const ConfigError& error) {

@@ -2,6 +2,7 @@
 
 #include "config/toml_options.hpp"
 #include "data/data_config.hpp"
+#include "mine/mine_config.hpp"
 #include "train/train_settings.hpp"
 
 #include <regex>
@@ -28,6 +29,8 @@ const std::vector<HostTable>& host_tables() {
                                 "\"key.path\" = [values...]: the config keys to vary (\"loss.0.type\", \"student.width\", "
                                 "\"teacher\" with whole tables)",
                                 false, std::nullopt, {}, nullptr})},
+      {"mine", "`ssld mine`: the candidates the teacher chooses from, what to keep, what to protect, where to write",
+       mine_table_schema()},
       {"plugins", "where to find plugin libraries beyond the built-in ones",
        Schema().add_path_list("paths", {}, "plugin files or folders of *.so, relative to this config")},
   };
@@ -60,7 +63,7 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
   for (const auto& [key, value] : root.as_table()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     diagnostics.add(SourcePlace::of(value), "unknown top-level key '" + key + "'" + did_you_mean(key, known) +
-                                                " (a config has: base, run, plugins, data, train, student, teacher, loss, stage, sweep)");
+                                                " (a config has: base, run, plugins, data, train, student, teacher, loss, stage, sweep, mine)");
   }
   for (const auto& table : host_tables()) {
     if (!root.contains(table.key)) continue;

@@ -10,8 +10,6 @@
 
 namespace ssld::host {
 
-namespace {
-
 const Schema& pipeline_schema() {
   static const Schema schema =
       Schema()
@@ -25,6 +23,8 @@ const Schema& pipeline_schema() {
   return schema;
 }
 
+namespace {
+
 std::vector<TomlValue> table_list(const TomlValue& pipeline, const std::string& key) {
   if (!pipeline.contains(key) || !pipeline.at(key).is_array()) return {};
   return pipeline.at(key).as_array();
@@ -37,6 +37,9 @@ SourceSettings read_source_settings(const TomlValue& table, const std::string& l
   settings.label = label;
   settings.drop_labels = options.get_bool("drop_labels");
   settings.grayscale_to_rgb = options.get_bool("grayscale_to_rgb");
+  settings.grayscale = options.get_bool("grayscale");
+  if (settings.grayscale && settings.grayscale_to_rgb)
+    diagnostics.add(SourcePlace::of(table.at("grayscale")), label + ": grayscale and grayscale_to_rgb exclude each other");
   const std::string policy = options.get_string("on_bad_image");
   settings.on_bad_image = policy == "fail" ? BadImagePolicy::Fail
                           : policy == "skip" ? BadImagePolicy::Skip
@@ -85,6 +88,7 @@ const Schema& source_host_schema() {
                      "take part of the dataset: range or fraction, optionally after a seeded shuffle")
           .add_bool("drop_labels", false, "treat the samples as unlabeled")
           .add_bool("grayscale_to_rgb", false, "repeat a single channel to three")
+          .add_bool("grayscale", false, "make RGB images one channel (luma): image files always decode to RGB")
           .add_string("on_bad_image", "replace", "what to do with an unreadable image",
                       {"fail", "skip", "replace"})
           .add_float("max_bad_fraction", 0.01, "stop the run when more of this source's images are bad");
@@ -113,8 +117,13 @@ std::unique_ptr<DataPipeline> build_pipeline(const TomlValue& root, const std::s
                                              const ComponentFactory& factory, Sharding sharding,
                                              Diagnostics& diagnostics) {
   if (!root.contains("data") || !root.at("data").is_table() || !root.at("data").contains(name)) return nullptr;
-  const std::string prefix = "data." + name;
-  const TomlValue& table = root.at("data").at(name);
+  return build_pipeline_from(root.at("data"), root.at("data").at(name), name, "data." + name, factory, sharding,
+                             diagnostics);
+}
+
+std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const TomlValue& table, const std::string& name,
+                                                  const std::string& prefix, const ComponentFactory& factory,
+                                                  Sharding sharding, Diagnostics& diagnostics) {
   const size_t problems_before = diagnostics.items().size();
   validate_options(table, pipeline_schema(), "[" + prefix + "]", {}, diagnostics);
   if (diagnostics.items().size() != problems_before) return nullptr;
@@ -170,7 +179,6 @@ std::unique_ptr<DataPipeline> build_pipeline(const TomlValue& root, const std::s
   pipeline->samples = std::make_unique<SamplePipeline>(source_views, pipeline->augmentations, factory.seed(),
                                                        options.get_int("reduced_decode_min_side"));
 
-  const TomlValue& data = root.at("data");
   const TomlOptions data_options(data, std::make_shared<const Schema>(data_table_schema()), "[data]");
   const int64_t threads = data_options.get_int("threads");
   pipeline->loader.threads = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());

@@ -5,7 +5,7 @@
 //   [data]                        threads, prefetch, read_timeout_s
 //   [data.train]                  batch_size, reduced_decode_min_side
 //   [[data.train.sources]]        type = "<dataset>", its options, and subset, drop_labels,
-//                                 grayscale_to_rgb, on_bad_image, max_bad_fraction
+//                                 grayscale_to_rgb, grayscale, on_bad_image, max_bad_fraction
 //   [data.train.sampler]          type = "<sampler>" (default: random; sequential for val)
 //   [[data.train.augment]]        per-sample augmentations, in order
 //   [[data.train.batch_augment]]  batch augmentations on the device, in order (normalize, mixup)
@@ -59,5 +59,15 @@ const Schema& data_table_schema();
 std::unique_ptr<DataPipeline> build_pipeline(const TomlValue& root, const std::string& name,
                                              const ComponentFactory& factory, Sharding sharding,
                                              Diagnostics& diagnostics);
+
+// The keys of one pipeline table (batch_size, sources, sampler, augment, ...).
+const Schema& pipeline_schema();
+
+// The same for a pipeline table found elsewhere (`ssld mine` builds its candidates from
+// [mine]): `data` is the [data] table (threads, prefetch; may be empty), `prefix` names the
+// table in messages ("mine" gives "mine.sources[0] (idx)").
+std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const TomlValue& table, const std::string& name,
+                                                  const std::string& prefix, const ComponentFactory& factory,
+                                                  Sharding sharding, Diagnostics& diagnostics);
 
 }  // namespace ssld::host

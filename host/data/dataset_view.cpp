@@ -35,7 +35,8 @@ std::vector<std::string> DatasetView::class_names() const { return dataset_->cla
 
 std::string DatasetView::identity() const {
   return dataset_->identity() + "|subset:" + settings_.subset_description +
-         (settings_.drop_labels ? "|unlabeled" : "") + (settings_.grayscale_to_rgb ? "|rgb" : "");
+         (settings_.drop_labels ? "|unlabeled" : "") + (settings_.grayscale_to_rgb ? "|rgb" : "") +
+         (settings_.grayscale ? "|gray" : "");
 }
 
 std::vector<int64_t> subset_indices(const SubsetSpec& spec, int64_t size, std::string& description) {

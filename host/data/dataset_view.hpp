@@ -19,6 +19,7 @@ struct SourceSettings {
   std::string subset_description;    // part of identity(): "range 0:10000", ...
   bool drop_labels = false;
   bool grayscale_to_rgb = false;
+  bool grayscale = false;  // RGB to one channel (image files decode to RGB)
   BadImagePolicy on_bad_image = BadImagePolicy::Replace;
   double max_bad_fraction = 0.01;
 };

@@ -82,4 +82,13 @@ at::Tensor decode_image(const std::vector<uint8_t>& bytes, int64_t reduced_min_s
   return image;
 }
 
+at::Tensor rgb_to_grayscale(const at::Tensor& rgb) {
+  const at::Tensor source = rgb.contiguous();
+  at::Tensor gray = at::empty({source.size(0), source.size(1), 1}, at::kByte);
+  const cv::Mat in(static_cast<int>(source.size(0)), static_cast<int>(source.size(1)), CV_8UC3, source.data_ptr<uint8_t>());
+  cv::Mat out(static_cast<int>(source.size(0)), static_cast<int>(source.size(1)), CV_8UC1, gray.data_ptr<uint8_t>());
+  cv::cvtColor(in, out, cv::COLOR_RGB2GRAY);
+  return gray;
+}
+
 }  // namespace ssld::host

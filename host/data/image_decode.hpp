@@ -16,6 +16,9 @@ namespace ssld::host {
 // (without the path; the caller adds it) for an empty, truncated, corrupt or non-image file.
 at::Tensor decode_image(const std::vector<uint8_t>& bytes, int64_t reduced_min_side = 0);
 
+// One channel (luma, as OpenCV's RGB2GRAY) of a uint8 RGB HWC image; exact for gray pixels.
+at::Tensor rgb_to_grayscale(const at::Tensor& rgb);
+
 // Width and height from a JPEG's frame header without decoding it; false if not found.
 bool jpeg_size(const std::vector<uint8_t>& bytes, int& width, int& height);
 

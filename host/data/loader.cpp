@@ -24,11 +24,13 @@ HostBatch assemble_batch(const SamplePipeline& samples, const std::vector<Sample
   arena.execute([&] {
     tbb::parallel_for(size_t{0}, refs.size(), [&](size_t i) { prepared[i] = samples.prepare(refs[i]); });
   });
+  HostBatch batch;
+  for (size_t i = 0; i < refs.size(); ++i)
+    if (!prepared[i].skipped) batch.refs.push_back(refs[i]);
   prepared.erase(std::remove_if(prepared.begin(), prepared.end(), [](const auto& p) { return p.skipped; }),
                  prepared.end());
 
   const int64_t n = static_cast<int64_t>(prepared.size());
-  HostBatch batch;
   const auto options = at::TensorOptions().dtype(at::kByte).pinned_memory(pin_memory);
   if (n == 0) {
     batch.images = at::empty({0, 0, 0, 0}, options);

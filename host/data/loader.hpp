@@ -29,6 +29,7 @@ struct HostBatch {
   at::Tensor images;  // uint8 [N, C, H, W]
   at::Tensor labels;  // int64 [N]; -1 unlabeled
   at::Tensor ids;     // int64 [N]; Sample::id
+  std::vector<SampleRef> refs;  // [N]: the sampler's reference of each row (bad images skipped are not rows)
   int64_t epoch = 0;
   int64_t step = 0;
 };

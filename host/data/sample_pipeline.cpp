@@ -46,6 +46,7 @@ at::Tensor SamplePipeline::decode(const DatasetView& source, const Sample& sampl
     throw DataError("was given by " + source.settings().label + " as a tensor that is not uint8 HWC");
   }
   if (source.settings().grayscale_to_rgb && image.size(2) == 1) image = image.expand({-1, -1, 3});
+  if (source.settings().grayscale && image.size(2) == 3) image = rgb_to_grayscale(image);
   return image.contiguous();
 }
 

@@ -1,0 +1,158 @@
+#include "mine/mine_report.hpp"
+
+#include "data/data_error.hpp"
+#include "data/image_decode.hpp"
+#include "weights/safetensors.hpp"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+namespace ssld::host {
+
+namespace fs = std::filesystem;
+
+nlohmann::json MineTally::to_json() const {
+  return {{"next_step", next_step},   {"seen", seen},
+          {"bad_images", bad_images}, {"duplicates", duplicates},
+          {"pairs_bytes", pairs_bytes}, {"seconds", seconds},
+          {"predicted_per_class", predicted_per_class}, {"histogram", histogram}};
+}
+
+void MineTally::load_json(const nlohmann::json& state) {
+  next_step = state.at("next_step").get<int64_t>();
+  seen = state.at("seen").get<int64_t>();
+  bad_images = state.at("bad_images").get<int64_t>();
+  duplicates = state.at("duplicates").get<int64_t>();
+  pairs_bytes = state.at("pairs_bytes").get<int64_t>();
+  seconds = state.at("seconds").get<double>();
+  predicted_per_class = state.at("predicted_per_class").get<std::vector<int64_t>>();
+  histogram = state.at("histogram").get<std::vector<int64_t>>();
+}
+
+int64_t histogram_bin(double value, int64_t bins) {
+  return std::clamp<int64_t>(static_cast<int64_t>(value * static_cast<double>(bins)), 0, bins - 1);
+}
+
+namespace {
+
+std::string fixed(double value, int digits = 6) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.*f", digits, value);
+  return text;
+}
+
+// Where the list names a selected candidate: its own file when it has one, otherwise a PNG
+// written under images/<class>/ (IDX and generated datasets have no files).
+std::string listed_path(const MineFiles& files, const DatasetView& source, const Candidate& candidate) {
+  Sample sample = source.get(candidate.index);
+  if (!sample.encoded.empty() && fs::is_regular_file(sample.origin)) return fs::absolute(sample.origin).string();
+  at::Tensor image = sample.image.defined() ? sample.image : decode_image(sample.encoded);
+  image = image.contiguous();
+  const int channels = static_cast<int>(image.size(2));
+  cv::Mat mat(static_cast<int>(image.size(0)), static_cast<int>(image.size(1)), CV_8UC(channels), image.data_ptr<uint8_t>());
+  cv::Mat bgr;
+  if (channels == 3) cv::cvtColor(mat, bgr, cv::COLOR_RGB2BGR);
+  else bgr = mat;
+  const std::string relative =
+      "images/" + std::to_string(candidate.predicted) + "/" + std::to_string(candidate.position) + ".png";
+  if (!cv::imwrite((files.folder / relative).string(), bgr))
+    throw DataError("cannot write '" + (files.folder / relative).string() + "'");
+  return relative;
+}
+
+std::string class_name(const MineReport& report, size_t c) {
+  return c < report.class_names.size() ? report.class_names[c] : std::to_string(c);
+}
+
+}  // namespace
+
+void write_mine_outputs(const MineFiles& files, const MineSettings& settings, const DataPipeline& candidates,
+                        const MineTally& tally, const CandidateSelection::Result& result, const MineReport& report) {
+  const auto& selected = result.selected;
+  const size_t classes = tally.predicted_per_class.size();
+  for (size_t c = 0; c < classes; ++c) fs::create_directories(files.images() / std::to_string(c));
+  std::vector<std::string> paths(selected.size());
+  tbb::parallel_for(size_t{0}, selected.size(), [&](size_t i) {
+    const Candidate& candidate = selected[i];
+    try {
+      paths[i] = listed_path(files, *candidates.sources.at(static_cast<size_t>(candidate.source)), candidate);
+    } catch (const std::exception& error) {
+      throw DataError("writing the mined list: candidate " + std::to_string(candidate.position) + ": " + error.what());
+    }
+  });
+  std::error_code not_empty;  // remove() takes only empty folders: the classes without written images
+  for (size_t c = 0; c < classes; ++c) fs::remove(files.images() / std::to_string(c), not_empty);
+  fs::remove(files.images(), not_empty);
+
+  std::ostringstream list;
+  list << "# ssld mine: " << selected.size() << " images chosen by " << report.teacher << "\n"
+       << "# columns: path class probability score(" << report.score << "); relative paths are relative to this folder\n";
+  std::vector<int64_t> selected_per_class(classes), selected_histogram(tally.histogram.size());
+  std::vector<double> score_sum(classes);
+  for (size_t i = 0; i < selected.size(); ++i) {
+    const Candidate& candidate = selected[i];
+    list << paths[i] << " " << candidate.predicted << " " << fixed(candidate.probability) << " " << fixed(candidate.score)
+         << "\n";
+    ++selected_per_class[static_cast<size_t>(candidate.predicted)];
+    score_sum[static_cast<size_t>(candidate.predicted)] += candidate.score;
+    ++selected_histogram[static_cast<size_t>(histogram_bin(candidate.probability, settings.histogram_bins))];
+  }
+  write_file_atomically(files.list().string(), list.str());
+
+  const RejectionCounts& r = result.rejections;
+  const nlohmann::json rejected = {{"class_not_selected", r.class_not_selected},
+                                   {"below_min_confidence", r.below_min_confidence},
+                                   {"duplicate_of_protected", tally.duplicates},
+                                   {"not_in_top_k", r.not_in_top_k},
+                                   {"class_balance", r.class_balance},
+                                   {"over_max_total", r.over_max_total},
+                                   {"bad_image", tally.bad_images}};
+  nlohmann::json per_class = nlohmann::json::array();
+  for (size_t c = 0; c < classes; ++c)
+    per_class.push_back({{"class", c},
+                         {"name", class_name(report, c)},
+                         {"predicted", tally.predicted_per_class[c]},
+                         {"selected", selected_per_class[c]},
+                         {"mean_score", selected_per_class[c] ? score_sum[c] / double(selected_per_class[c]) : 0.0}});
+  std::vector<double> edges;
+  for (int64_t b = 0; b <= settings.histogram_bins; ++b) edges.push_back(double(b) / double(settings.histogram_bins));
+  const nlohmann::json summary = {
+      {"teacher", report.teacher},
+      {"score", report.score},
+      {"candidates", tally.seen + tally.bad_images},
+      {"scored", tally.seen},
+      {"selected", selected.size()},
+      {"protected_images", report.protected_images},
+      {"rejected", rejected},
+      {"per_class", per_class},
+      {"confidence_histogram", {{"edges", edges}, {"all", tally.histogram}, {"selected", selected_histogram}}},
+      {"seconds", tally.seconds},
+      {"images_per_second", tally.seconds > 0 ? double(tally.seen) / tally.seconds : 0.0},
+      {"list", files.list().string()},
+      {"removed_pairs", files.removed_pairs().string()}};
+  write_file_atomically(files.summary_json().string(), summary.dump(2) + "\n");
+
+  std::ostringstream md;
+  md << "# ssld mine\n\n" << selected.size() << " of " << tally.seen + tally.bad_images << " candidates selected by "
+     << report.teacher << " (score: " << report.score << "), " << fixed(tally.seconds, 1) << " s.\n\n"
+     << "| class | name | predicted | selected | mean score |\n|---|---|---|---|---|\n";
+  for (size_t c = 0; c < classes; ++c)
+    md << "| " << c << " | " << class_name(report, c) << " | " << tally.predicted_per_class[c] << " | "
+       << selected_per_class[c] << " | " << fixed(per_class[c]["mean_score"].get<double>(), 4) << " |\n";
+  md << "\n| confidence (max probability) | all candidates | selected |\n|---|---|---|\n";
+  for (size_t b = 0; b < tally.histogram.size(); ++b)
+    md << "| " << fixed(edges[b], 2) << " - " << fixed(edges[b + 1], 2) << " | " << tally.histogram[b] << " | "
+       << selected_histogram[b] << " |\n";
+  md << "\n| rejected because | images |\n|---|---|\n";
+  for (const auto& [reason, count] : rejected.items()) md << "| " << reason << " | " << count.get<int64_t>() << " |\n";
+  md << "\nRemoved near-duplicates of the " << report.protected_images << " protected images: `"
+     << files.removed_pairs().filename().string() << "`.\n";
+  write_file_atomically(files.summary_markdown().string(), md.str());
+}
+
+}  // namespace ssld::host
