@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <stdexcept>
 
 namespace ssld::host {
@@ -45,11 +46,20 @@ ImageHashes perceptual_hashes(const at::Tensor& image) {
   else if (channels == 1) gray = mat;
   else if (channels == 4) cv::cvtColor(mat, gray, cv::COLOR_RGBA2GRAY);
   else throw std::invalid_argument("perceptual_hashes: images with " + std::to_string(channels) + " channels");
-  cv::Mat small, small_float, mirrored;
+  cv::Mat small, small_float, mirrored, thumbnail;
   cv::resize(gray, small, cv::Size(32, 32), 0, 0, cv::INTER_AREA);
   small.convertTo(small_float, CV_32F);
   cv::flip(small_float, mirrored, 1);
-  return ImageHashes{dct_hash(small_float), dct_hash(mirrored)};
+  ImageHashes hashes{dct_hash(small_float), dct_hash(mirrored), {}};
+  cv::resize(small_float, thumbnail, cv::Size(kThumbnailSide, kThumbnailSide), 0, 0, cv::INTER_AREA);
+  hashes.thumbnail.assign(thumbnail.begin<float>(), thumbnail.end<float>());
+  double mean = 0, norm = 0;
+  for (const float v : hashes.thumbnail) mean += v;
+  mean /= double(hashes.thumbnail.size());
+  for (float& v : hashes.thumbnail) norm += (v -= float(mean)) * double(v);
+  const float scale = norm > 1e-6 ? float(1.0 / std::sqrt(norm)) : 0.0f;  // a flat image correlates with nothing
+  for (float& v : hashes.thumbnail) v *= scale;
+  return hashes;
 }
 
 std::vector<ImageHashes> perceptual_hashes_of_batch(const at::Tensor& images) {
@@ -65,6 +75,7 @@ void ProtectedSet::add(const ProtectedImage& image, const ImageHashes& hashes) {
   images_.push_back(image);
   hashes_.push_back(hashes.hash);
   hashes_.push_back(hashes.mirrored);
+  thumbnails_.insert(thumbnails_.end(), hashes.thumbnail.begin(), hashes.thumbnail.end());
 }
 
 void ProtectedSet::add_features(const at::Tensor& features) {
@@ -73,16 +84,25 @@ void ProtectedSet::add_features(const at::Tensor& features) {
   feature_rows_.push_back(unit_feature_rows(features));
 }
 
-ProtectedSet::HashMatch ProtectedSet::nearest_by_hash(uint64_t candidate_hash, int max_distance) const {
+ProtectedSet::HashMatch ProtectedSet::nearest_by_hash(const ImageHashes& candidate, int max_distance,
+                                                      double min_correlation) const {
+  constexpr size_t kPixels = kThumbnailSide * kThumbnailSide;
   HashMatch match;
   for (size_t i = 0; i < hashes_.size(); ++i) {
-    const int distance = hamming_distance(candidate_hash, hashes_[i]);
-    if (distance < match.distance) {
-      match.distance = distance;
-      match.row = static_cast<int64_t>(i / 2);
+    const int distance = hamming_distance(candidate.hash, hashes_[i]);
+    if (distance > max_distance) continue;
+    // Odd entries are mirrored hashes: compare the candidate with the mirrored thumbnail.
+    const float* thumbnail = thumbnails_.data() + (i / 2) * kPixels;
+    double correlation = 0;
+    for (size_t y = 0; y < size_t(kThumbnailSide); ++y)
+      for (size_t x = 0; x < size_t(kThumbnailSide); ++x) {
+        const size_t column = i % 2 ? size_t(kThumbnailSide) - 1 - x : x;
+        correlation += double(candidate.thumbnail[y * kThumbnailSide + x]) * thumbnail[y * kThumbnailSide + column];
+      }
+    if (correlation >= min_correlation && correlation > match.correlation) {
+      match = HashMatch{static_cast<int64_t>(i / 2), distance, correlation};
     }
   }
-  if (match.distance > max_distance) match.row = -1;
   return match;
 }
 

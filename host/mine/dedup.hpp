@@ -2,7 +2,9 @@
 // images never leak evaluation images into training. Two detectors:
 //   perceptual hash: a 64-bit DCT hash of the grayscale 32x32 image (pHash), compared by
 //     Hamming distance with each protected image and with its mirror image, so resized,
-//     re-encoded and horizontally flipped copies are caught; needs no model;
+//     re-encoded and horizontally flipped copies are caught; needs no model. A hash match is
+//     confirmed by the correlation of 16x16 thumbnails: on small, look-alike images (28x28
+//     Fashion-MNIST) most hash matches are merely similar items, not copies;
 //   teacher features: cosine similarity of a named teacher feature (spatially averaged).
 // Memory holds the protected set only (a hash pair and optionally a feature row per image).
 #pragma once
@@ -15,9 +17,12 @@
 
 namespace ssld::host {
 
+constexpr int kThumbnailSide = 16;
+
 struct ImageHashes {
   uint64_t hash = 0;      // the image as it is
   uint64_t mirrored = 0;  // flipped left-right
+  std::vector<float> thumbnail;  // 16x16 grayscale, mean removed, unit length
 };
 
 // `image`: uint8 CHW (1 or 3 channels), on the CPU.
@@ -44,10 +49,13 @@ class ProtectedSet {
   bool has_features() const { return !feature_rows_.empty() || features_.defined(); }
 
   struct HashMatch {
-    int64_t row = -1;   // the closest protected image within max_distance; -1: none
-    int distance = 64;  // bits that differ (the smaller of as-is and mirrored)
+    int64_t row = -1;          // the most correlated protected image among the hash matches; -1: none
+    int distance = 64;         // its hash's bits that differ (as-is or mirrored)
+    double correlation = 0;    // of the thumbnails (the mirrored one when that matched better)
   };
-  HashMatch nearest_by_hash(uint64_t candidate_hash, int max_distance) const;
+  // Protected images within max_distance bits (as they are or mirrored) whose thumbnail
+  // correlates with the candidate's by at least min_correlation: the best of them.
+  HashMatch nearest_by_hash(const ImageHashes& candidate, int max_distance, double min_correlation) const;
 
   // For each row of `features` [N, D...]: the most similar protected image and the cosine.
   std::pair<at::Tensor, at::Tensor> nearest_by_feature(const at::Tensor& features) const;
@@ -57,6 +65,7 @@ class ProtectedSet {
 
   std::vector<ProtectedImage> images_;
   std::vector<uint64_t> hashes_;    // interleaved: as-is, mirrored
+  std::vector<float> thumbnails_;   // 256 per image
   mutable std::vector<at::Tensor> feature_rows_;  // batches until the first lookup concatenates them
   mutable at::Tensor features_;           // [P, D], rows of unit length
 };

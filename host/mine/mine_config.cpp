@@ -37,7 +37,9 @@ const Schema& mine_table_schema() {
                                      "how near-duplicates of protected images are found: none, phash (perceptual "
                                      "hash), feature (teacher-feature cosine), both",
                                      {"none", "phash", "feature", "both"})
-                         .add_int("max_hamming", 4, "phash: at most this many of the 64 bits differ for a duplicate")
+                         .add_int("max_hamming", 8, "phash: at most this many of the 64 bits differ for a duplicate")
+                         .add_float("min_correlation", 0.98,
+                                    "phash: and the 16x16 grayscale thumbnails correlate at least this much")
                          .add_string("feature", "", "feature: the teacher's named feature to compare")
                          .add_float("min_cosine", 0.95, "feature: a cosine similarity at least this is a duplicate"),
                      "near-duplicates of the protected images are removed")
@@ -84,9 +86,12 @@ MineSettings read_mine_settings(const TomlValue& root, Diagnostics& diagnostics)
   settings.dedup.max_hamming = dedup->get_int("max_hamming");
   settings.dedup.feature_name = dedup->get_string("feature");
   settings.dedup.min_cosine = dedup->get_float("min_cosine");
+  settings.dedup.min_correlation = dedup->get_float("min_correlation");
   const TomlValue dedup_table = table.contains("dedup") ? table.at("dedup") : table;
   if (settings.dedup.max_hamming < 0 || settings.dedup.max_hamming > 64)
     problem(dedup_table, "max_hamming", "must lie in [0, 64]");
+  if (settings.dedup.min_correlation < -1 || settings.dedup.min_correlation > 1)
+    problem(dedup_table, "min_correlation", "a correlation lies in [-1, 1]");
   if (settings.dedup.feature && settings.dedup.feature_name.empty())
     problem(dedup_table, "feature", "method \"" + method + "\" needs the name of a teacher feature");
   if (settings.dedup.enabled() && !protected_pipeline_table(root))

@@ -24,7 +24,8 @@ namespace ssld::host {
 struct DedupSettings {
   bool phash = true;         // method phash or both
   bool feature = false;      // method feature or both
-  int64_t max_hamming = 4;   // phash: a candidate within this many bits (of 64) is a duplicate
+  int64_t max_hamming = 8;   // phash: a candidate within this many bits (of 64) may be a duplicate
+  double min_correlation = 0.98;  // phash: ... and is one when the thumbnails correlate at least this much
   std::string feature_name;  // feature: the teacher's named feature compared
   double min_cosine = 0.95;  // feature: a candidate at least this similar is a duplicate
   bool enabled() const { return phash || feature; }

@@ -163,12 +163,12 @@ MineOutcome mine(const MineJob& job) {
         int64_t protected_row = -1;
         double similarity = 0;
         if (!hashes.empty()) {
-          const auto match = protected_set.nearest_by_hash(hashes[static_cast<size_t>(i)].hash,
-                                                           static_cast<int>(settings.dedup.max_hamming));
+          const auto match = protected_set.nearest_by_hash(
+              hashes[static_cast<size_t>(i)], static_cast<int>(settings.dedup.max_hamming), settings.dedup.min_correlation);
           if (match.row >= 0) {
-            method = "phash";
+            method = "phash:" + std::to_string(match.distance);
             protected_row = match.row;
-            similarity = 1.0 - match.distance / 64.0;
+            similarity = match.correlation;
           }
         }
         if (protected_row < 0 && feature_cosines.defined() &&

@@ -209,7 +209,7 @@ class PlantedDuplicates : public ::testing::Test {
 
 TEST_F(PlantedDuplicates, PerceptualHashRemovesResizedFlippedAndReencodedCopiesOnly) {
   plant();
-  const auto file = dir_.write("mine.toml", config("{ method = \"phash\", max_hamming = 4 }"));
+  const auto file = dir_.write("mine.toml", config("{ method = \"phash\" }"));
   const RunResult result = ssld_run({"mine", file.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto pairs = removed();
