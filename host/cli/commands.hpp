@@ -72,6 +72,13 @@ struct MineCommand {
   bool restart = false;  // delete earlier mining results and start over
 };
 
+struct CacheTeacherCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string stage;   // default: every stage with a [teacher] and a [teacher_cache]
+  int64_t epochs = 0;  // 0: the stage's [train] epochs
+};
+
 struct ReportCommand {
   std::string sweep_folder;  // <output_dir>/<run name> of a sweep
 };
@@ -84,6 +91,7 @@ int run_bench_data(const BenchDataCommand& command);
 int run_check(const CheckCommand& command);
 int run_sweep_command(const SweepCommand& command);
 int run_report(const ReportCommand& command);
+int run_cache_teacher(const CacheTeacherCommand& command);
 int run_mine(const MineCommand& command);
 
 }  // namespace ssld::host

@@ -116,6 +116,16 @@ int main(int argc, char** argv) {
   auto* mine_resume = mine_app->add_flag("--resume", mine.resume, "continue an interrupted run from its state.json");
   mine_app->add_flag("--restart", mine.restart, "delete earlier mining results and start over")->excludes(mine_resume);
 
+  CacheTeacherCommand cache_teacher;
+  auto* cache_teacher_app = app.add_subcommand(
+      "cache-teacher", "fill the [teacher_cache] store ahead of training: the teacher's soft labels for every epoch");
+  cache_teacher_app->add_option("config", cache_teacher.config, "the config file (TOML) with a [teacher_cache]")->required();
+  cache_teacher_app->add_option("--set", cache_teacher.overrides, "override a config key")->type_name("KEY=VALUE");
+  cache_teacher_app->add_option("--stage", cache_teacher.stage,
+                                "only this stage (default: every stage with a [teacher] and a [teacher_cache])");
+  cache_teacher_app->add_option("--epochs", cache_teacher.epochs, "epochs to store (default: the stage's [train] epochs)")
+      ->check(CLI::PositiveNumber);
+
   ReportCommand report_command;
   auto* report_app = app.add_subcommand("report", "rebuild a sweep's results.csv and results.md from its folder");
   report_app->add_option("sweep_folder", report_command.sweep_folder, "the sweep's folder: <output_dir>/<run name>")
@@ -147,6 +157,7 @@ int main(int argc, char** argv) {
     if (export_app->parsed()) return run_export(export_weights);
     if (sweep_app->parsed()) return run_sweep_command(sweep);
     if (report_app->parsed()) return run_report(report_command);
+    if (cache_teacher_app->parsed()) return run_cache_teacher(cache_teacher);
     if (mine_app->parsed()) return run_mine(mine);
   } catch (const Interrupted& error) {
     return report(error.what(), kInterruptedExitCode);

@@ -39,7 +39,8 @@ nlohmann::json to_json(const StageResult& result) {
           {"final_top5", result.final_top5}, {"ema_top1", result.ema_top1},   {"ema_top5", result.ema_top5},
           {"teacher_top1", result.teacher_top1}, {"teacher_top5", result.teacher_top5}, {"seconds", result.seconds},
           {"images_per_second", result.images_per_second}, {"skipped_steps", result.skipped_steps},
-          {"overflow_steps", result.overflow_steps}};
+          {"overflow_steps", result.overflow_steps},
+          {"teacher_share", result.teacher_share}};
 }
 
 std::string percent(double value) {

@@ -182,4 +182,46 @@ TomlValue load_config(const fs::path& path, const std::vector<std::string>& over
   return root;
 }
 
+namespace {
+
+// The folder a relative path in `value` is relative to: the file that wrote it, or the working
+// directory for a --set value (which the child shares, but its config file does not).
+fs::path source_folder(const TomlValue& value) {
+  const SourcePlace place = SourcePlace::of(value);
+  if (place.line <= 0 || place.file.rfind("--set ", 0) == 0) return fs::current_path();
+  const fs::path folder = fs::path(place.file).parent_path();
+  return folder.empty() ? fs::current_path() : fs::absolute(folder);
+}
+
+// See make_location_independent.
+bool written_as_path(const std::string& text, const fs::path& folder) {
+  if (text.empty() || fs::path(text).is_absolute()) return false;
+  if (text.rfind("./", 0) == 0 || text.rfind("../", 0) == 0) return true;
+  std::error_code ignored;
+  const bool separator = text.find('/') != std::string::npos;
+  if ((separator || text.find('.') != std::string::npos) && fs::exists(folder / text, ignored)) return true;
+  return separator && fs::exists(folder / fs::path(text).begin()->string(), ignored);
+}
+
+}  // namespace
+
+void make_location_independent(TomlValue& value) {
+  if (is_override_text(value)) {
+    TomlValue parsed;
+    if (parse_override_text(value, parsed)) {
+      value = parsed;
+      if (!value.is_string()) return;
+    }
+  }
+  if (value.is_string()) {
+    const fs::path folder = source_folder(value);
+    const std::string text = value.as_string().str;
+    if (written_as_path(text, folder)) value = TomlValue((folder / text).lexically_normal().string());
+  } else if (value.is_array()) {
+    for (auto& item : value.as_array()) make_location_independent(item);
+  } else if (value.is_table()) {
+    for (auto& [key, item] : value.as_table()) make_location_independent(item);
+  }
+}
+
 }  // namespace ssld::host

@@ -30,4 +30,11 @@ bool is_override_text(const TomlValue& value);
 // false when the text is not a TOML value.
 bool parse_override_text(const TomlValue& value, TomlValue& parsed);
 
+// Makes `value` mean the same in a file written elsewhere: --set texts become the TOML values
+// they spell, and relative paths become absolute. Which strings are paths is known only to
+// the plugins' schemas, so the strings written as paths are recognized: "./x", "../x", or a
+// name (with a '/' or a '.') of something that exists beside the file that wrote it. Used for
+// a sweep's run configs and for the teacher cache's key.
+void make_location_independent(TomlValue& value);
+
 }  // namespace ssld::host

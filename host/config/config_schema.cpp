@@ -3,6 +3,7 @@
 #include "config/toml_options.hpp"
 #include "data/data_config.hpp"
 #include "mine/mine_config.hpp"
+#include "teacher_cache/teacher_cache.hpp"
 #include "train/train_settings.hpp"
 
 #include <regex>
@@ -20,6 +21,8 @@ const std::vector<HostTable>& host_tables() {
            .add_int("threads", 0, "libtorch's intra-op CPU threads (0: one per core)")},
       {"data", "the data pipelines: data.train and data.val", data_table_schema()},
       {"train", "optimizer, schedule, epochs, EMA, evaluation cadence", train_table_schema()},
+      {"teacher_cache", "store the teacher's soft labels and reuse them in later runs (sweeps, `ssld cache-teacher`)",
+       teacher_cache_table_schema()},
       {"sweep", "`ssld sweep`: the axes to vary and the seeds; `ssld train` trains the config without them",
        Schema()
            .add_string("mode", "grid", "grid: every combination of the axes' values; zip: the i-th values together",
@@ -63,7 +66,7 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
   for (const auto& [key, value] : root.as_table()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     diagnostics.add(SourcePlace::of(value), "unknown top-level key '" + key + "'" + did_you_mean(key, known) +
-                                                " (a config has: base, run, plugins, data, train, student, teacher, loss, stage, sweep, mine)");
+                                                " (a config has: base, run, plugins, data, train, student, teacher, teacher_cache, loss, stage, sweep, mine)");
   }
   for (const auto& table : host_tables()) {
     if (!root.contains(table.key)) continue;

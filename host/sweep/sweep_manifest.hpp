@@ -7,7 +7,7 @@
 //                                                       error.txt (failed runs), <stage>/...
 #pragma once
 
-#include "config/toml_value.hpp"
+#include "config/toml_json.hpp"
 #include "sweep/sweep_plan.hpp"
 
 #include <nlohmann/json.hpp>
@@ -23,9 +23,6 @@ inline const char* const kRunPending = "pending";
 inline const char* const kRunRunning = "running";
 inline const char* const kRunDone = "done";
 inline const char* const kRunFailed = "failed";
-
-// A TOML value as JSON (dates and times as their TOML text).
-nlohmann::json toml_to_json(const TomlValue& value);
 
 inline std::filesystem::path sweep_manifest_path(const std::filesystem::path& sweep_folder) {
   return sweep_folder / "manifest.json";

@@ -38,6 +38,28 @@ double tick_step(double span) {
   return 10 * power;
 }
 
+// [low, high] widened to at least `min_span` and rounded out to whole ticks; returns the tick step.
+double axis_range(double& low, double& high, double min_span) {
+  if (high - low < min_span) {
+    const double center = (low + high) / 2;
+    low = center - min_span / 2, high = center + min_span / 2;
+  }
+  const double step = tick_step(high - low);
+  low = std::floor(low / step) * step;
+  high = std::max(std::ceil(high / step) * step, low + step);
+  return step;
+}
+
+std::string svg_header(double width, double height, const std::string& title) {
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<text x=\"" << width / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << xml_escaped(title)
+      << "</text>\n";
+  return svg.str();
+}
+
 }  // namespace
 
 std::string top1_plot(const std::vector<PlotPoint>& points, const std::string& title) {
@@ -47,25 +69,14 @@ std::string top1_plot(const std::vector<PlotPoint>& points, const std::string& t
     high = std::max(high, point.mean + point.std);
   }
   if (points.empty()) low = 0, high = 100;
-  constexpr double kMinSpan = 2;  // percentage points: one run or equal means still get an axis
-  if (high - low < kMinSpan) {
-    const double center = (low + high) / 2;
-    low = center - kMinSpan / 2, high = center + kMinSpan / 2;
-  }
-  const double step = tick_step(high - low);
-  low = std::floor(low / step) * step;
-  high = std::max(std::ceil(high / step) * step, low + step);
+  const double step = axis_range(low, high, 2);  // percentage points: one run or equal means still get an axis
   const double plot_width = kWidth - kLabelWidth - kRight;
   auto x_of = [&](double value) { return kLabelWidth + (value - low) / (high - low) * plot_width; };
   const double height = kTop + kRow * static_cast<double>(std::max<size_t>(points.size(), 1)) + kBottom;
   const double axis_y = height - kBottom;
 
   std::ostringstream svg;
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height
-      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << xml_escaped(title)
-      << "</text>\n";
+  svg << svg_header(kWidth, height, title);
   for (double tick = low; tick <= high + step / 2; tick += step) {
     const std::string x = number(x_of(tick), "%.1f");
     svg << "<line x1=\"" << x << "\" y1=\"" << kTop - 6 << "\" x2=\"" << x << "\" y2=\"" << axis_y
@@ -86,6 +97,53 @@ std::string top1_plot(const std::vector<PlotPoint>& points, const std::string& t
   }
   svg << "<line x1=\"" << kLabelWidth << "\" y1=\"" << axis_y << "\" x2=\"" << kWidth - kRight << "\" y2=\"" << axis_y
       << "\" stroke=\"black\"/>\n</svg>\n";
+  return svg.str();
+}
+
+std::string curves_plot(const std::vector<Curve>& curves, const std::string& title) {
+  static const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                        "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  constexpr double kLeft = 60, kPlotWidth = 520, kLegendWidth = 300, kHeight = 380;
+  double low = 100, high = 0, last_epoch = 1;
+  for (const auto& curve : curves)
+    for (const auto& [epoch, top1] : curve.points) {
+      low = std::min(low, top1), high = std::max(high, top1);
+      last_epoch = std::max(last_epoch, epoch);
+    }
+  if (low > high) low = 0, high = 100;
+  const double step = axis_range(low, high, 2);
+  const double axis_y = kHeight - kBottom;
+  auto x_of = [&](double epoch) { return kLeft + (epoch - 1) / std::max(1.0, last_epoch - 1) * kPlotWidth; };
+  auto y_of = [&](double top1) { return axis_y - (top1 - low) / (high - low) * (axis_y - kTop); };
+  const double legend_rows = static_cast<double>(curves.size()) * 16 + kTop + 10;
+  std::ostringstream svg;
+  svg << svg_header(kLeft + kPlotWidth + kLegendWidth, std::max(kHeight, legend_rows), title);
+  for (double tick = low; tick <= high + step / 2; tick += step) {
+    const std::string y = number(y_of(tick), "%.1f");
+    svg << "<line x1=\"" << kLeft << "\" y1=\"" << y << "\" x2=\"" << kLeft + kPlotWidth << "\" y2=\"" << y
+        << "\" stroke=\"#ddd\"/>\n<text x=\"" << kLeft - 6 << "\" y=\"" << y << "\" dy=\"4\" text-anchor=\"end\">"
+        << number(tick, step < 1 ? "%.1f" : "%.0f") << "</text>\n";
+  }
+  const double epoch_step = std::max(1.0, tick_step(last_epoch - 1));
+  for (double epoch = 1; epoch <= last_epoch + 1e-9; epoch += epoch_step)
+    svg << "<text x=\"" << number(x_of(epoch), "%.1f") << "\" y=\"" << axis_y + 16 << "\" text-anchor=\"middle\">"
+        << number(epoch, "%.0f") << "</text>\n";
+  svg << "<text x=\"" << kLeft + kPlotWidth / 2 << "\" y=\"" << axis_y + 32 << "\" text-anchor=\"middle\">epoch</text>\n"
+      << "<line x1=\"" << kLeft << "\" y1=\"" << axis_y << "\" x2=\"" << kLeft + kPlotWidth << "\" y2=\"" << axis_y
+      << "\" stroke=\"black\"/>\n";
+  for (size_t i = 0; i < curves.size(); ++i) {
+    const char* color = kColors[i % (sizeof(kColors) / sizeof(kColors[0]))];
+    std::string points;
+    for (const auto& [epoch, top1] : curves[i].points)
+      points += (points.empty() ? "" : " ") + number(x_of(epoch), "%.1f") + "," + number(y_of(top1), "%.1f");
+    svg << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.5\" points=\"" << points
+        << "\"><title>" << xml_escaped(curves[i].label) << "</title></polyline>\n";
+    const double legend_y = kTop + 16 * static_cast<double>(i);
+    svg << "<line x1=\"" << kLeft + kPlotWidth + 16 << "\" y1=\"" << legend_y << "\" x2=\"" << kLeft + kPlotWidth + 36
+        << "\" y2=\"" << legend_y << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n<text x=\""
+        << kLeft + kPlotWidth + 42 << "\" y=\"" << legend_y << "\" dy=\"4\">" << xml_escaped(curves[i].label) << "</text>\n";
+  }
+  svg << "</svg>\n";
   return svg.str();
 }
 

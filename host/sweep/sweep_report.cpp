@@ -18,19 +18,33 @@ namespace fs = std::filesystem;
 namespace {
 
 // The summary.json fields a row shows, in column order.
-const std::vector<std::string> kResultFields = {"best_top1",    "best_top5", "final_top1", "final_top5",
-                                                "ema_top1",     "teacher_top1", "seconds", "images_per_second"};
+const std::vector<std::string> kResultFields = {"best_top1", "best_top5",    "final_top1", "final_top5",
+                                                "ema_top1",  "ema_top5",     "teacher_top1", "seconds",
+                                                "images_per_second", "teacher_share"};
 
 struct ReportRow {
   nlohmann::json run;     // the manifest entry
   std::string stage;      // the run's last stage, the one whose results are shown
   nlohmann::json result;  // its summary.json "result", or null
+  std::vector<std::pair<double, double>> curve;  // (epoch, validation top-1) after each evaluated epoch
 };
+
+// The validation top-1 after each epoch, from the stage's metrics_epochs.jsonl.
+std::vector<std::pair<double, double>> validation_curve(const fs::path& stage_folder) {
+  std::vector<std::pair<double, double>> curve;
+  std::ifstream in(stage_folder / "metrics_epochs.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, false);
+    if (row.is_object() && row.contains("epoch") && row.contains("top1") && row.at("top1").is_number())
+      curve.emplace_back(row.at("epoch").get<double>() + 1, row.at("top1").get<double>());
+  }
+  return curve;
+}
 
 std::vector<ReportRow> read_rows(const fs::path& sweep_folder, const nlohmann::json& manifest) {
   std::vector<ReportRow> rows;
   for (const auto& run : manifest.value("runs", nlohmann::json::array())) {
-    ReportRow row{run, "", nullptr};
+    ReportRow row{run, "", nullptr, {}};
     const auto stages = run.value("stages", std::vector<std::string>{});
     if (!stages.empty()) row.stage = stages.back();
     const fs::path summary = sweep_run_folder(sweep_folder, run.value("id", "")) / row.stage / "summary.json";
@@ -38,6 +52,7 @@ std::vector<ReportRow> read_rows(const fs::path& sweep_folder, const nlohmann::j
       std::ifstream in(summary);
       row.result = nlohmann::json::parse(in, nullptr, false).value("result", nlohmann::json());
     }
+    if (!row.stage.empty()) row.curve = validation_curve(summary.parent_path());
     rows.push_back(row);
   }
   return rows;
@@ -99,15 +114,16 @@ std::string runs_table(const std::vector<ReportRow>& rows, const std::vector<std
   std::ostringstream table;
   table << "| run |";
   for (const auto& key : axes) table << " " << key << " |";
-  table << " seed | status | top-1 | top-5 | final top-1 | EMA top-1 | teacher top-1 | time (s) | images/s |\n|---|";
+  table << " seed | status | top-1 | top-5 | final top-1 | EMA top-1 | teacher top-1 | time (s) | images/s | "
+           "teacher share |\n|---|";
   for (size_t i = 0; i < axes.size(); ++i) table << "---|";
-  table << "---|---|---|---|---|---|---|---|---|\n";
+  table << "---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& row : rows) {
     table << "| " << row.run.value("id", "") << " |";
     for (const auto& key : axes) table << " " << label(row.run, key) << " |";
     table << " " << or_dash(seed_text(row.run)) << " | " << row.run.value("status", "") << " |";
     for (const char* field : {"best_top1", "best_top5", "final_top1", "ema_top1", "teacher_top1", "seconds",
-                              "images_per_second"})
+                              "images_per_second", "teacher_share"})
       table << " " << or_dash(number(row.result, field)) << " |";
     table << "\n";
   }
@@ -218,7 +234,9 @@ std::string results_markdown(const fs::path& sweep_folder, const nlohmann::json&
      << "Config `" << manifest.value("config", "") << "`, mode " << manifest.value("mode", "grid") << ", "
      << seeds_text(manifest) << ": " << rows.size() << " runs, " << done
      << " done, " << failed << " failed, " << rows.size() - done - failed << " pending.\n\n"
-     << "## Runs\n\nResults of each run's last stage (accuracies in %).\n\n"
+     << "## Runs\n\nResults of each run's last stage (accuracies in %; teacher share: the fraction of step time "
+     << "spent getting the teacher's soft labels, run online or read from the teacher cache; validation curves "
+     << "in curves.svg).\n\n"
      << runs_table(rows, axes) << "\n## Over seeds\n\nBest top-1 (%) of the finished runs, best first "
      << "(plotted in top1.svg).\n\n"
      << grouped_table(group_over_seeds(rows), axes);
@@ -240,6 +258,10 @@ std::string write_sweep_report(const fs::path& sweep_folder) {
   write_file_atomically((sweep_folder / "results.md").string(), markdown);
   write_file_atomically((sweep_folder / "top1.svg").string(),
                         top1_plot(plot_points(group_over_seeds(rows), axes), "Best top-1 (%), mean and std over seeds"));
+  std::vector<Curve> curves;
+  for (const auto& row : rows)
+    if (!row.curve.empty()) curves.push_back(Curve{row.run.value("id", ""), row.curve});
+  write_file_atomically((sweep_folder / "curves.svg").string(), curves_plot(curves, "Validation top-1 (%) per epoch"));
   return markdown;
 }
 

@@ -3,7 +3,8 @@
 //   results.csv  one row per run: its axis values, seed, status and the last stage's results;
 //   results.md   the same table, then the runs grouped over seeds (mean and std of best top-1,
 //                best first), then the failed runs with their errors;
-//   top1.svg     the grouped best top-1 as a figure (sweep_plot.hpp).
+//   top1.svg     the grouped best top-1 as a figure (sweep_plot.hpp);
+//   curves.svg   every run's validation top-1 after each epoch.
 #pragma once
 
 #include <filesystem>
@@ -11,7 +12,7 @@
 
 namespace ssld::host {
 
-// Writes results.csv, results.md and top1.svg into `sweep_folder` and returns results.md's text. The
+// Writes results.csv, results.md, top1.svg and curves.svg into `sweep_folder` and returns results.md's text. The
 // output depends only on the folder's contents (no dates), so regenerating it is a no-op.
 // Throws ssld::Error when the folder has no manifest.json.
 std::string write_sweep_report(const std::filesystem::path& sweep_folder);

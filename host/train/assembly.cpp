@@ -2,6 +2,7 @@
 
 #include "config/config_schema.hpp"
 #include "config/toml_options.hpp"
+#include "teacher_cache/teacher_cache.hpp"
 #include "weights/state_dict.hpp"
 
 #include <filesystem>
@@ -19,6 +20,32 @@ const ComponentSlot& slot(const std::string& key) {
     if (candidate.key == key) return candidate;
   throw std::logic_error("no slot " + key);
 }
+// [teacher_cache] for this stage: its key needs the built teacher and training pipeline.
+std::unique_ptr<TeacherCache> build_teacher_cache(const TomlValue& config, const StageComponents& stage,
+                                                  const ComponentFactory& factory, Diagnostics& diagnostics) {
+  const SourcePlace place = SourcePlace::of(config.at("teacher_cache"));
+  // A stage without a teacher (a config's teacher-training stage) has nothing to cache; one
+  // whose teacher is made of weights that do not exist yet (`ssld check`) is not built.
+  if (!stage.teacher || !stage.train) return nullptr;
+  for (const auto& term : stage.losses)
+    if (!term.loss->teacher_features().empty()) {
+      diagnostics.add(place, "[teacher_cache] stores the teacher's logits only, but loss '" + term.name +
+                                 "' reads teacher features: remove [teacher_cache] for this stage");
+      return nullptr;
+    }
+  try {
+    const TeacherCacheSettings settings = read_teacher_cache_settings(config, read_run_settings(config).output_dir);
+    SoftLabelCodec codec(settings.format, stage.teacher->num_classes(), settings.top_k);
+    nlohmann::json key = teacher_cache_key(config, *stage.teacher, factory.seed(), factory.device(),
+                                           stage.settings.channels_last, codec);
+    return std::make_unique<TeacherCache>(settings, std::move(key), std::move(codec),
+                                          stage.train->sampler->steps_per_epoch(), teacher_val_key(config, factory.seed()));
+  } catch (const Error& error) {
+    diagnostics.add(place, error.what());
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& factory, const AssemblyOptions& options,
@@ -85,6 +112,8 @@ StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& 
     diagnostics.add(SourcePlace::of(config.at("teacher")),
                     "the teacher predicts " + std::to_string(stage.teacher->num_classes()) + " classes, the student " +
                         std::to_string(stage.student->num_classes()));
+  if (config.contains("teacher_cache") && diagnostics.empty())
+    stage.teacher_cache = build_teacher_cache(config, stage, factory, diagnostics);
   return stage;
 }
 

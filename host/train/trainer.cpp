@@ -4,6 +4,7 @@
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
 #include "eval/evaluation.hpp"
+#include "teacher_cache/teacher_cache.hpp"
 #include "train/metrics_log.hpp"
 #include "train/mixed_precision.hpp"
 #include "train/optimization.hpp"
@@ -20,6 +21,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -64,6 +66,11 @@ struct Trainer::Progress {
 
   double seconds() const { return seconds_before + seconds_between(start, std::chrono::steady_clock::now()); }
 };
+
+StageComponents::StageComponents() = default;
+StageComponents::~StageComponents() = default;
+StageComponents::StageComponents(StageComponents&&) noexcept = default;
+StageComponents& StageComponents::operator=(StageComponents&&) noexcept = default;
 
 Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10::Device device, uint64_t seed,
                  std::string config_hash)
@@ -112,15 +119,15 @@ StageResult Trainer::run(bool resume) {
   Progress progress;
   int64_t epoch = 0, step = 0;
   if (resume) load_checkpoint(epoch, step, progress);
-  if (components_.teacher && components_.val) {  // the teacher's accuracy, once, for the table
-    Teacher& teacher = *components_.teacher;
-    const Accuracy accuracy = evaluate(*components_.val, device_, seed_,
-                                       [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; });
-    result_.teacher_top1 = accuracy.top1;
-    result_.teacher_top5 = accuracy.top5;
-    spdlog::info("teacher: top-1 {:.2f}%, top-5 {:.2f}% on {} validation images", accuracy.top1, accuracy.top5,
-                 accuracy.samples);
+  TeacherCache* cache = components_.teacher_cache.get();
+  if (cache) {
+    cache->require_epochs(epoch, settings.epochs);
+    const auto stored = cache->store().epochs();
+    spdlog::info("teacher cache {} ({}): {} of {} epochs stored{}", cache->store().folder().string(), cache->codec().name(),
+                 std::count_if(stored.begin(), stored.end(), [&](int64_t e) { return e < settings.epochs; }),
+                 settings.epochs, stored.size() < static_cast<size_t>(settings.epochs) ? ", computing the others" : "");
   }
+  if (components_.teacher && components_.val) evaluate_teacher();
   for (; epoch < settings.epochs; ++epoch, step = 0) {
     train_epoch(epoch, step, progress);
     if (teacher_guard_) teacher_guard_->verify("after epoch " + std::to_string(epoch + 1));
@@ -130,20 +137,61 @@ StageResult Trainer::run(bool resume) {
   write_safetensors((folder_ / "student.safetensors").string(), state_dict(*components_.student),
                     {{"format", "ssld-weights-1"}});
   if (ema_) write_safetensors((folder_ / "student_ema.safetensors").string(), ema_->tensors(), {{"format", "ssld-weights-1"}});
+  if (cache)
+    spdlog::info("teacher cache: {} steps read, {} computed", cache->steps_read(), cache->steps_computed());
+  if (components_.teacher && timed_step_seconds_ > 0) result_.teacher_share = teacher_seconds_ / timed_step_seconds_;
   result_.seconds = progress.seconds();
   result_.images_per_second = result_.seconds > 0 ? static_cast<double>(progress.images) / result_.seconds : 0;
   return result_;
 }
 
-StepOutcome Trainer::step(const Batch& batch, double lr) {
+// The teacher's accuracy on data.val, once per stage for the results table (stored with the
+// teacher's soft labels when there is a teacher cache).
+void Trainer::evaluate_teacher() {
+  const TeacherCache* cache = components_.teacher_cache.get();
+  Accuracy accuracy;
+  const auto stored = cache ? cache->teacher_accuracy() : std::nullopt;
+  if (stored) {
+    accuracy = Accuracy{stored->at("top1").get<double>(), stored->at("top5").get<double>(),
+                        stored->at("samples").get<int64_t>()};
+  } else {
+    Teacher& teacher = *components_.teacher;
+    accuracy = evaluate(*components_.val, device_, seed_,
+                        [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; });
+    if (cache) cache->save_teacher_accuracy({{"top1", accuracy.top1}, {"top5", accuracy.top5}, {"samples", accuracy.samples}});
+  }
+  result_.teacher_top1 = accuracy.top1;
+  result_.teacher_top5 = accuracy.top5;
+  spdlog::info("teacher: top-1 {:.2f}%, top-5 {:.2f}% on {} validation images{}", accuracy.top1, accuracy.top5,
+               accuracy.samples, stored ? " (teacher cache)" : "");
+}
+
+ModelOutput Trainer::teacher_outputs(const Batch& batch, const at::Tensor& images, StepPosition position) {
+  // Outside autocast: the teacher's own precision option governs it.
+  auto forward = [&] {
+    c10::NoGradGuard no_grad;
+    return components_.teacher->forward(images, teacher_features_);
+  };
+  TeacherCache* cache = components_.teacher_cache.get();
+  if (!cache || position.epoch < 0) return forward();
+  ModelOutput output;
+  output.logits = cache->logits(position.epoch, position.step, batch.ids, [&] { return forward().logits; });
+  return output;
+}
+
+StepOutcome Trainer::step(const Batch& batch, double lr, StepPosition position) {
   const TrainSettings& settings = components_.settings;
   Student& student = *components_.student;
   const at::Tensor images =
       settings.channels_last ? batch.images.contiguous(at::MemoryFormat::ChannelsLast) : batch.images;
   ModelOutput teacher_output;
-  if (components_.teacher) {  // outside autocast: the teacher's own precision option governs it
-    c10::NoGradGuard no_grad;
-    teacher_output = components_.teacher->forward(images, teacher_features_);
+  if (components_.teacher) {
+    const bool sync = timing_step_ && device_.is_cuda();
+    if (sync) (void)batch.ids[0].item<int64_t>();  // a device-to-host copy waits for the queued work
+    const auto start = std::chrono::steady_clock::now();
+    teacher_output = teacher_outputs(batch, images, position);
+    if (sync) (void)teacher_output.logits.view(-1)[0].item<float>();
+    if (timing_step_) teacher_seconds_ += seconds_between(start, std::chrono::steady_clock::now());
   }
   at::Tensor total;
   std::vector<at::Tensor> logged;  // the total, then each term: copied to the host in one sync
@@ -206,7 +254,15 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
     const double lr = learning_rate(settings, epoch * steps + host_batch->step, steps);
     progress.last_lr = lr;
     if (n > 0) {
-      const StepOutcome outcome = step(to_device(*host_batch, train, device_, seed_), lr);
+      const Batch batch = to_device(*host_batch, train, device_, seed_);
+      timing_step_ = !device_.is_cuda() || steps_started_++ % 16 == 0;
+      if (timing_step_ && device_.is_cuda()) (void)batch.ids[0].item<int64_t>();
+      const auto step_start = std::chrono::steady_clock::now();
+      const StepOutcome outcome = step(batch, lr, StepPosition{epoch, host_batch->step});
+      if (timing_step_) {
+        if (device_.is_cuda()) (void)batch.ids[0].item<int64_t>();
+        timed_step_seconds_ += seconds_between(step_start, std::chrono::steady_clock::now());
+      }
       if (outcome.applied()) {
         progress.consecutive_nonfinite = 0;
         for (size_t i = 0; i < outcome.terms.size(); ++i) window_terms[i] += outcome.terms[i];

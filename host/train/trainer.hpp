@@ -23,9 +23,17 @@ struct WeightedLoss {
   double weight = 1.0;
 };
 
+class TeacherCache;
+
 struct StageComponents {
+  StageComponents();
+  ~StageComponents();
+  StageComponents(StageComponents&&) noexcept;
+  StageComponents& operator=(StageComponents&&) noexcept;
+
   std::unique_ptr<Student> student;
-  std::unique_ptr<Teacher> teacher;  // may be null
+  std::unique_ptr<Teacher> teacher;             // may be null
+  std::unique_ptr<TeacherCache> teacher_cache;  // [teacher_cache]; null without one
   std::vector<WeightedLoss> losses;
   std::unique_ptr<DataPipeline> train;
   std::unique_ptr<DataPipeline> val;  // may be null
@@ -39,8 +47,15 @@ struct StageResult {
   double teacher_top1 = -1, teacher_top5 = -1;
   double seconds = 0;
   double images_per_second = 0;
+  double teacher_share = -1;  // fraction of step time spent on the teacher's soft labels; -1: no teacher
   int64_t skipped_steps = 0;   // non-finite loss or gradients
   int64_t overflow_steps = 0;  // fp16 gradients overflowed at the current loss scale
+};
+
+// Where a batch sits in the run: the teacher cache's key for its soft labels.
+struct StepPosition {
+  int64_t epoch = -1;  // -1: unknown (benchmarks); the teacher then always runs
+  int64_t step = -1;
 };
 
 // What one training step did.
@@ -83,10 +98,11 @@ class Trainer {
   // Interrupted after writing a checkpoint when a stop signal arrived.
   StageResult run(bool resume);
 
-  // One SSLD step on a batch already on the device: teacher forward (no grad), student forward
+  // One SSLD step on a batch already on the device: teacher forward (no grad; or its soft
+  // labels from the teacher cache, when there is one and `position` is known), student forward
   // and losses (autocast on CUDA when [train] precision asks), backward (loss-scaled for fp16),
   // clipping, optimizer and EMA. A step with non-finite loss or gradients changes no weight.
-  StepOutcome step(const Batch& batch, double lr);
+  StepOutcome step(const Batch& batch, double lr, StepPosition position = {});
 
   // For benchmarks: the real training loop of `epoch` (loader, device copy, step, logging),
   // stopped after `max_steps` steps, without evaluation or checkpoint. Returns the images.
@@ -98,6 +114,8 @@ class Trainer {
   void save_checkpoint(int64_t epoch, int64_t next_step, const Progress& progress);
   void load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress);
   void evaluate_epoch(int64_t epoch, Progress& progress);
+  void evaluate_teacher();
+  ModelOutput teacher_outputs(const Batch& batch, const at::Tensor& images, StepPosition position);
 
   StageComponents& components_;
   std::filesystem::path folder_;
@@ -113,6 +131,11 @@ class Trainer {
   at::ScalarType autocast_dtype_ = at::kFloat;
   std::vector<std::string> student_features_, teacher_features_;  // what the losses read
   StageResult result_;
+  // The teacher's share of step time, from timed steps: every step on the CPU; on CUDA every
+  // 16th, with the device synchronized around it (timing every step would stall the queue).
+  int64_t steps_started_ = 0;
+  bool timing_step_ = false;
+  double teacher_seconds_ = 0, timed_step_seconds_ = 0;
 };
 
 }  // namespace ssld::host

@@ -116,12 +116,17 @@ TEST(Sweep, RunsEveryCombinationSkipsThemWhenRepeatedAndReportRebuildsTheTables)
   // `ssld report` rebuilds the same tables and plot from the folder alone.
   const std::string svg = ssld::test::read_file(sweep_folder(dir) / "top1.svg");
   EXPECT_NE(svg.find("<circle"), std::string::npos) << svg;
-  for (const char* file : {"results.md", "results.csv", "top1.svg"}) fs::remove(sweep_folder(dir) / file);
+  const std::string curves = ssld::test::read_file(sweep_folder(dir) / "curves.svg");
+  size_t lines = 0;
+  for (size_t at = curves.find("<polyline"); at != std::string::npos; at = curves.find("<polyline", at + 1)) ++lines;
+  EXPECT_EQ(lines, 4u) << "one validation curve per run\n" << curves;
+  for (const char* file : {"results.md", "results.csv", "top1.svg", "curves.svg"}) fs::remove(sweep_folder(dir) / file);
   const RunResult report = ssld::test::run_program(kSsld, {"-q", "report", sweep_folder(dir).string()});
   ASSERT_EQ(report.exit_code, 0) << report.err;
   EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.md"), md);
   EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "results.csv"), csv);
   EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "top1.svg"), svg);
+  EXPECT_EQ(ssld::test::read_file(sweep_folder(dir) / "curves.svg"), curves);
 
   // The dry run shows the statuses from the manifest.
   const RunResult dry = sweep(dir, {"--dry-run"});
@@ -204,4 +209,38 @@ TEST(Sweep, DryRunListsTheShippedLossSweepAndConfigErrorsStopBeforeAnyRun) {
   const RunResult unknown = sweep(dir, {"--dry-run"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("did you mean 'student'"), std::string::npos) << unknown.err;
+}
+
+// Runs that share a teacher, its data and its augmentation stream (here: a sweep over the loss)
+// compute the teacher's soft labels once: the first run fills the [teacher_cache] (by default
+// under the sweep's runs folder), the others read it.
+TEST(Sweep, RunsSharingATeacherComputeItsSoftLabelsOnce) {
+  TempDir dir;
+  dir.write("teacher.toml", tiny_config(""));
+  ASSERT_EQ(ssld::test::run_program(kSsld, {"-q", "train", (dir / "teacher.toml").string()}).exit_code, 0);
+  dir.write("c.toml", tiny_config(R"(
+[teacher]
+type = "checkpoint"
+weights = "runs/sw/main/student.safetensors"
+student = { type = "small_cnn", width = 4, depth = 1 }
+[teacher_cache]
+[sweep.axes]
+"loss.0.type" = ["ssld", "kl"]
+)", 2));
+  const RunResult result = sweep(dir, {"--set", "run.name=cached"});
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const fs::path folder = dir / "runs" / "cached";
+  const fs::path store = folder / "runs" / "teacher_cache";
+  ASSERT_TRUE(fs::is_directory(store));
+  std::vector<fs::path> keys(fs::directory_iterator(store), {});
+  ASSERT_EQ(keys.size(), 1u) << "both runs share one key";
+  EXPECT_TRUE(fs::exists(keys[0] / "epoch_00001.bin"));
+  std::ifstream in(folder / "manifest.json");
+  const nlohmann::json runs = nlohmann::json::parse(in).at("runs");
+  ASSERT_EQ(runs.size(), 2u);
+  const std::string first = ssld::test::read_file(folder / "runs" / runs[0].at("id").get<std::string>() / "log.txt");
+  const std::string second = ssld::test::read_file(folder / "runs" / runs[1].at("id").get<std::string>() / "log.txt");
+  EXPECT_NE(first.find("teacher cache: 0 steps read, 40 computed"), std::string::npos) << first;
+  EXPECT_NE(second.find("teacher cache: 40 steps read, 0 computed"), std::string::npos) << second;
+  EXPECT_NE(ssld::test::read_file(folder / "results.csv").find("teacher_share"), std::string::npos);
 }

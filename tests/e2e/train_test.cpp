@@ -52,10 +52,12 @@ RunResult train(const TempDir& dir, const std::vector<std::string>& extra = {}) 
   return ssld::test::run_program(kSsld, args);
 }
 
-nlohmann::json summary(const TempDir& dir, const std::string& stage) {
-  std::ifstream in(dir / "runs" / "t" / stage / "summary.json");
+nlohmann::json summary_of(const std::filesystem::path& stage_folder) {
+  std::ifstream in(stage_folder / "summary.json");
   return nlohmann::json::parse(in);
 }
+
+nlohmann::json summary(const TempDir& dir, const std::string& stage) { return summary_of(dir / "runs" / "t" / stage); }
 
 // Starts `ssld train`, waits until it has logged its first steps, then sends SIGTERM; returns
 // the exit status (3 when it stopped after writing a checkpoint).
@@ -236,4 +238,66 @@ TEST(Train, TorchScriptStudentTrainsAndGoesBackToPython) {
   EXPECT_EQ(mismatch.exit_code, 2);
   EXPECT_NE(mismatch.err.find("shape mismatch (file vs model) fc.weight [10, 6] vs [7, 6]"), std::string::npos)
       << mismatch.err;
+}
+
+// [teacher_cache]: soft labels stored by one run and read by the next train the same student,
+// bit for bit, as the teacher running online; `ssld cache-teacher` fills a store ahead; a
+// store of another teacher is refused in read mode, naming what differs.
+TEST(Train, TeacherCacheTrainsBitIdenticalStudentsAndRefusesAnotherTeachersStore) {
+  TempDir dir;
+  dir.write("c.toml", small_config());
+  ASSERT_EQ(train(dir, {"--set", "train.epochs=1"}).exit_code, 0);
+  std::filesystem::copy_file(dir / "runs" / "t" / "main" / "student.safetensors", dir / "teacher.safetensors");
+  const std::string distill = R"(
+[teacher]
+type = "checkpoint"
+weights = "teacher.safetensors"
+student = { type = "small_cnn", width = 8, depth = 2 }
+)";
+  const std::vector<std::string> ssld_loss = {"--set", "loss.0.type=ssld", "--set", "train.epochs=2"};
+  auto run = [&](const std::string& config, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"-q", "train", (dir / config).string()};
+    args.insert(args.end(), ssld_loss.begin(), ssld_loss.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ssld::test::run_program(kSsld, args);
+  };
+  auto student = [&](const std::string& name) {
+    return ssld::test::read_file(dir / "runs" / name / "main" / "student.safetensors");
+  };
+  auto named = [](std::string config, const std::string& name) {
+    return config.replace(config.find("name = \"t\""), 10, "name = \"" + name + "\"");
+  };
+  dir.write("online.toml", named(small_config(distill), "online"));
+  dir.write("cached.toml", named(small_config(distill + "[teacher_cache]\nstore = \"store\"\n"), "cached"));
+  const RunResult online = run("online.toml");
+  ASSERT_EQ(online.exit_code, 0) << online.err;
+  const RunResult filling = run("cached.toml");
+  ASSERT_EQ(filling.exit_code, 0) << filling.err;
+  std::vector<std::filesystem::path> keys(std::filesystem::directory_iterator(dir / "store"), {});
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(keys[0] / "epoch_00000.bin"));
+  EXPECT_TRUE(std::filesystem::exists(keys[0] / "epoch_00001.bin"));
+  const std::string filled_student = student("cached");
+  const RunResult reading = run("cached.toml", {"--restart", "--set", "teacher_cache.mode=read"});
+  ASSERT_EQ(reading.exit_code, 0) << reading.err;
+  EXPECT_EQ(student("online"), filled_student) << "filling the cache changed the training";
+  EXPECT_EQ(student("online"), student("cached")) << "cached soft labels trained another student";
+  const double share = summary_of(dir / "runs" / "online" / "main").at("result").at("teacher_share").get<double>();
+  EXPECT_GT(share, 0.0);
+  EXPECT_LT(share, 1.0);
+
+  // Another teacher (retrained with another seed): its soft labels are not in the store.
+  ASSERT_EQ(train(dir, {"--restart", "--set", "train.epochs=1", "--set", "run.seed=7"}).exit_code, 0);
+  std::filesystem::copy_file(dir / "runs" / "t" / "main" / "student.safetensors", dir / "teacher.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  const RunResult refused = run("cached.toml", {"--restart", "--set", "teacher_cache.mode=read"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("no soft labels for epoch(s) 1, 2"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("teacher.identity"), std::string::npos) << refused.err;
+
+  const RunResult cached_ahead =
+      ssld::test::run_program(kSsld, {"-q", "cache-teacher", (dir / "cached.toml").string(), "--epochs", "2"});
+  ASSERT_EQ(cached_ahead.exit_code, 0) << cached_ahead.err;
+  const RunResult after = run("cached.toml", {"--restart", "--set", "teacher_cache.mode=read"});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
 }

@@ -1,0 +1,103 @@
+// `ssld cache-teacher CONFIG`: fills the [teacher_cache] store ahead of training, running the
+// teacher over the training batches of every epoch exactly as `ssld train` would (same loader,
+// same augmentations, same batch augmentations), without a student.
+#include "cli/command_setup.hpp"
+#include "cli/commands.hpp"
+#include "cli/run_layout.hpp"
+#include "data/device_batch.hpp"
+#include "eval/evaluation.hpp"
+#include "teacher_cache/teacher_cache.hpp"
+#include "train/assembly.hpp"
+
+#include <c10/core/GradMode.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <iostream>
+
+namespace ssld::host {
+
+namespace {
+
+// Fills `epochs` epochs of one stage's store; returns how many it computed.
+int64_t fill_stage(Stage stage, const CommandSetup& setup, int64_t epochs_override, Diagnostics& diagnostics) {
+  stage.config.as_table()["teacher_cache"].as_table()["mode"] = TomlValue("fill");  // `read` is for training
+  AssemblyOptions options;
+  options.require_training = false;
+  StageComponents components = assemble_stage(stage.config, *setup.factory, options, diagnostics);
+  diagnostics.throw_if_any();
+  if (!components.teacher_cache)
+    throw Error("stage '" + stage.name + "': its teacher is not built yet (its weights come from an earlier stage: "
+                "train that stage first)");
+  TeacherCache& cache = *components.teacher_cache;
+  Teacher& teacher = *components.teacher;
+  DataPipeline& train = *components.train;
+  teacher.to(setup.device);
+  const int64_t epochs = epochs_override > 0 ? epochs_override : components.settings.epochs;
+  const uint64_t seed = static_cast<uint64_t>(setup.run.seed);
+  int64_t filled = 0;
+  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    if (cache.store().has_epoch(epoch)) {
+      spdlog::info("stage {}: epoch {} already stored", stage.name, epoch + 1);
+      continue;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    Loader loader(*train.samples, *train.sampler, train.loader);
+    loader.start(epoch, 0);
+    while (auto host_batch = loader.next()) {
+      const Batch batch = to_device(*host_batch, train, setup.device, seed);
+      const at::Tensor images = components.settings.channels_last
+                                    ? batch.images.contiguous(at::MemoryFormat::ChannelsLast)
+                                    : batch.images;
+      cache.logits(epoch, host_batch->step, batch.ids, [&] {
+        c10::NoGradGuard no_grad;
+        return teacher.forward(images, {}).logits;
+      });
+    }
+    ++filled;
+    spdlog::info("stage {}: epoch {} of {} stored in {:.1f} s", stage.name, epoch + 1, epochs,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  if (components.val && !cache.teacher_accuracy()) {
+    const Accuracy accuracy = evaluate(*components.val, setup.device, seed,
+                                       [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; });
+    cache.save_teacher_accuracy({{"top1", accuracy.top1}, {"top5", accuracy.top5}, {"samples", accuracy.samples}});
+  }
+  std::cout << "stage " << stage.name << ": " << cache.store().folder().string() << " holds epochs 1-" << epochs
+            << " (" << filled << " computed now, " << cache.codec().name() << ")\n";
+  return filled;
+}
+
+}  // namespace
+
+int run_cache_teacher(const CacheTeacherCommand& command) {
+  Diagnostics diagnostics;
+  const auto setup = set_up_command(command.config, command.overrides, diagnostics);
+  diagnostics.throw_if_any();
+  std::vector<Stage> stages;
+  if (!command.stage.empty()) {
+    stages.push_back(select_stage(setup->root, setup->run, command.config, command.stage, diagnostics).stage);
+  } else {  // every stage that caches its teacher
+    std::vector<Stage> all = expand_stages(setup->root, diagnostics);
+    diagnostics.throw_if_any();
+    const auto folders = stage_folders(setup->run, all);
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!all[i].config.contains("teacher_cache") || !all[i].config.contains("teacher")) continue;
+      resolve_stage_references(all[i], std::vector<Stage>(all.begin(), all.begin() + i), folders, diagnostics);
+      stages.push_back(all[i]);
+    }
+  }
+  diagnostics.throw_if_any();
+  if (stages.empty())
+    throw ConfigError(SourcePlace{command.config, 0, 0},
+                      "no stage has both a [teacher] and a [teacher_cache]: nothing to cache");
+  for (const auto& stage : stages) {
+    if (!stage.config.contains("teacher_cache"))
+      throw ConfigError(SourcePlace{command.config, 0, 0}, "stage '" + stage.name + "' has no [teacher_cache]");
+    fill_stage(stage, *setup, command.epochs, diagnostics);
+  }
+  return 0;
+}
+
+}  // namespace ssld::host
