@@ -125,6 +125,13 @@ void make_dry_run(TomlValue& config, const std::string& stage_name, const DryRun
   train.as_table()["epochs"] = TomlValue(int64_t{1});
   train.as_table()["eval_every"] = TomlValue(int64_t{1});
   train.as_table()["log_every"] = TomlValue(int64_t{1});
+
+  // A teacher cache of its own, filled in the scratch folder: the stand-in teacher's soft labels
+  // must not reach a real store.
+  if (auto cache = root.find("teacher_cache"); cache != root.end() && cache->second.is_table()) {
+    cache->second.as_table()["store"] = TomlValue((settings.scratch / "teacher_cache").string());
+    cache->second.as_table()["mode"] = TomlValue("fill");
+  }
 }
 
 }  // namespace ssld::host

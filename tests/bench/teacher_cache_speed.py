@@ -37,7 +37,7 @@ labels = "{FMNIST}train-labels-idx1-ubyte.gz"
 subset = {{ range = [0, {images}] }}
 [[data.train.augment]]
 type = "random_crop"
-size = 28
+size = [28, 28]
 padding = 2
 [[data.train.augment]]
 type = "hflip"
