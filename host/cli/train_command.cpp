@@ -3,6 +3,9 @@
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
+#include "components/component_factory.hpp"
+#include "dist/data_parallel.hpp"
+#include "dist/dist_env.hpp"
 #include "train/assembly.hpp"
 #include "weights/safetensors.hpp"
 
@@ -72,6 +75,44 @@ std::string type_of(const TomlValue& config, const std::string& key) {
   return type;
 }
 
+// Under torchrun (RANK, WORLD_SIZE, ... set, WORLD_SIZE > 1): this process becomes one rank of
+// a data-parallel run on cuda:LOCAL_RANK (CUDA) or the CPU, connected within [dist] timeout_s.
+// The Trainer finds it through current_data_parallel_run() until this object is destroyed.
+class DataParallelScope {
+ public:
+  DataParallelScope(CommandSetup& setup, bool dry_run) {
+    const auto env = read_dist_env();
+    if (!env || env->world_size <= 1) return;
+    if (dry_run) throw Error("--dry-run runs in a single process: start it without torchrun's RANK/WORLD_SIZE");
+    run_.settings = read_dist_settings(setup.root);
+    if (setup.device.is_cuda()) {
+      setup.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+      setup.factory = std::make_unique<ComponentFactory>(setup.registry, setup.device, static_cast<uint64_t>(setup.run.seed));
+    }
+    if (env->rank > 0 && spdlog::get_level() < spdlog::level::warn) spdlog::set_level(spdlog::level::warn);
+    run_.dist = DistContext::connect(*env, setup.device, run_.settings.timeout());
+    spdlog::info("data-parallel: rank {} of {} ({}, {} on {}), global batch = data.train.batch_size x {}",
+                 env->rank, env->world_size, setup.device.str(), run_.dist->backend(),
+                 env->master_addr + ":" + std::to_string(env->master_port), env->world_size);
+    set_current_data_parallel_run(&run_);
+  }
+  ~DataParallelScope() {
+    if (run_.dist) set_current_data_parallel_run(nullptr);
+  }
+  DistContext* dist() const { return run_.dist.get(); }
+  bool is_main() const { return !run_.dist || run_.dist->is_main(); }
+  Sharding sharding() const {
+    return run_.dist ? Sharding{run_.dist->rank(), run_.dist->world_size()} : Sharding{};
+  }
+  // Ranks > 0 wait here while rank 0 deletes or writes what they read next.
+  void barrier() const {
+    if (run_.dist) run_.dist->barrier();
+  }
+
+ private:
+  DataParallelRun run_;
+};
+
 }  // namespace
 
 int run_train(const TrainCommand& command) {
@@ -80,6 +121,8 @@ int run_train(const TrainCommand& command) {
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
   std::vector<Stage> stages = expand_stages(setup->root, diagnostics);
   diagnostics.throw_if_any();
+  const DataParallelScope data_parallel(*setup, command.dry_run);
+  const bool main_rank = data_parallel.is_main();  // the only one that writes
   DryRunSettings dry = command.dry;
   std::unique_ptr<ScratchFolder> scratch;  // a dry run writes only here
   if (command.dry_run) {
@@ -91,10 +134,12 @@ int run_train(const TrainCommand& command) {
   }
   const auto folders = stage_folders(setup->run, stages);
   const auto run = run_folder(setup->run);
-  std::filesystem::create_directories(run);
-  spdlog::default_logger()->sinks().push_back(
-      std::make_shared<spdlog::sinks::basic_file_sink_mt>((run / "log.txt").string()));
-  spdlog::info("run folder {}", run.string());
+  if (main_rank) {
+    std::filesystem::create_directories(run);
+    spdlog::default_logger()->sinks().push_back(
+        std::make_shared<spdlog::sinks::basic_file_sink_mt>((run / "log.txt").string()));
+    spdlog::info("run folder {}", run.string());
+  }
 
   std::vector<ResultRow> rows;
   for (size_t i = 0; i < stages.size(); ++i) {
@@ -102,7 +147,8 @@ int run_train(const TrainCommand& command) {
     const auto& folder = folders[i];
     resolve_stage_references(stage, std::vector<Stage>(stages.begin(), stages.begin() + i), folders, diagnostics);
     ResultRow row{stage.name, type_of(stage.config, "student"), type_of(stage.config, "teacher"), "", 0, 0, {}};
-    if (command.restart) std::filesystem::remove_all(folder);
+    if (command.restart && main_rank) std::filesystem::remove_all(folder);
+    data_parallel.barrier();  // every rank sees the folder as rank 0 left it
     const auto summary_path = folder / "summary.json";
     if (std::filesystem::exists(summary_path)) {
       std::ifstream in(summary_path);
@@ -120,7 +166,9 @@ int run_train(const TrainCommand& command) {
       throw Error("stage '" + stage.name + "' has a checkpoint from an earlier, unfinished run in " + folder.string() +
                   ": continue it with --resume, or start the stage over with --restart");
 
-    StageComponents components = assemble_stage(stage.config, *setup->factory, AssemblyOptions{}, diagnostics);
+    AssemblyOptions assembly;
+    assembly.sharding = data_parallel.sharding();
+    StageComponents components = assemble_stage(stage.config, *setup->factory, assembly, diagnostics);
     diagnostics.throw_if_any();
     for (const auto& loss : components.losses) row.losses += (row.losses.empty() ? "" : " + ") + loss.name;
     bool uses_labels = false;
@@ -131,20 +179,28 @@ int run_train(const TrainCommand& command) {
         for (int64_t k = 0; k < source->size(); ++k) row.labels += source->label_of(k) >= 0;
     }
 
-    std::filesystem::create_directories(folder);
     const std::string config_text = toml::format(stage.config);
-    write_file_atomically((folder / "config.toml").string(), config_text);
+    if (main_rank) {
+      std::filesystem::create_directories(folder);
+      write_file_atomically((folder / "config.toml").string(), config_text);
+    }
     spdlog::info("stage {} ({} of {}): {} <- {} [{}], {} epochs into {}", stage.name, i + 1, stages.size(), row.student,
                  row.teacher.empty() ? "labels" : row.teacher, row.losses, components.settings.epochs, folder.string());
-    Trainer trainer(components, folder, setup->device, static_cast<uint64_t>(setup->run.seed), hash_text(config_text));
+    // [dist] (timeouts, buckets) does not change what is learned: a resume may change it.
+    TomlValue hashed = stage.config;
+    if (hashed.is_table()) hashed.as_table().erase("dist");
+    Trainer trainer(components, folder, setup->device, static_cast<uint64_t>(setup->run.seed),
+                    hash_text(hashed.is_table() && !stage.config.contains("dist") ? config_text : toml::format(hashed)));
     const StageResult result = trainer.run(command.resume && checkpoint);
     row.result = to_json(result);
     const nlohmann::json summary = {{"stage", stage.name}, {"losses", row.losses}, {"train_images", row.images},
                                     {"labels_used", row.labels}, {"result", row.result}};
-    write_file_atomically(summary_path.string(), summary.dump(2) + "\n");
+    if (main_rank) write_file_atomically(summary_path.string(), summary.dump(2) + "\n");
+    data_parallel.barrier();  // later stages read this stage's weights and summary
     spdlog::info("stage {}: best top-1 {:.2f}% in {:.0f} s", stage.name, result.best_top1, result.seconds);
     rows.push_back(row);
   }
+  if (!main_rank) return 0;
   const std::string table = results_table(rows);
   write_file_atomically((run / "results.md").string(), "# " + setup->run.name + "\n\n" + table);
   if (command.dry_run) {

@@ -2,6 +2,7 @@
 
 #include "config/toml_options.hpp"
 #include "data/data_config.hpp"
+#include "dist/data_parallel.hpp"
 #include "mine/mine_config.hpp"
 #include "teacher_cache/teacher_cache.hpp"
 #include "train/train_settings.hpp"
@@ -34,6 +35,9 @@ const std::vector<HostTable>& host_tables() {
                                 false, std::nullopt, {}, nullptr})},
       {"mine", "`ssld mine`: the candidates the teacher chooses from, what to keep, what to protect, where to write",
        mine_table_schema()},
+      {"dist", "multi-process data-parallel runs (torchrun's RANK, WORLD_SIZE, ...): timeouts, gradient buckets, "
+               "BatchNorm statistics; ignored by a single process",
+       dist_table_schema()},
       {"plugins", "where to find plugin libraries beyond the built-in ones",
        Schema().add_path_list("paths", {}, "plugin files or folders of *.so, relative to this config")},
   };
@@ -66,7 +70,7 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
   for (const auto& [key, value] : root.as_table()) {
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     diagnostics.add(SourcePlace::of(value), "unknown top-level key '" + key + "'" + did_you_mean(key, known) +
-                                                " (a config has: base, run, plugins, data, train, student, teacher, teacher_cache, loss, stage, sweep, mine)");
+                                                " (a config has: base, run, plugins, data, train, student, teacher, teacher_cache, loss, stage, sweep, mine, dist)");
   }
   for (const auto& table : host_tables()) {
     if (!root.contains(table.key)) continue;

@@ -51,10 +51,11 @@ nlohmann::json portable(const TomlValue& config, const std::string& table, const
 }  // namespace
 
 nlohmann::json teacher_cache_key(const TomlValue& stage_config, const Teacher& teacher, uint64_t seed,
-                                 c10::Device device, bool channels_last, const SoftLabelCodec& codec) {
+                                 c10::Device device, bool channels_last, const SoftLabelCodec& codec,
+                                 int64_t rank, int64_t world_size) {
   TomlValue teacher_table = stage_config.at("teacher");
   make_location_independent(teacher_table);
-  return {
+  nlohmann::json key = {
       {"teacher", {{"identity", teacher.identity()}, {"table", toml_to_json(teacher_table)}}},
       {"data_train", portable(stage_config, "data", "train")},
       {"seed", seed},
@@ -62,6 +63,11 @@ nlohmann::json teacher_cache_key(const TomlValue& stage_config, const Teacher& t
       {"channels_last", channels_last},
       {"storage", {{"format", codec.name()}, {"top_k", codec.top_k()}, {"classes", codec.classes()}}},
   };
+  if (world_size > 1) {
+    key["rank"] = rank;
+    key["world_size"] = world_size;
+  }
+  return key;
 }
 
 std::string teacher_val_key(const TomlValue& stage_config, uint64_t seed) {

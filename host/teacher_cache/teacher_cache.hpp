@@ -41,9 +41,12 @@ const Schema& teacher_cache_table_schema();
 TeacherCacheSettings read_teacher_cache_settings(const TomlValue& root, const std::string& output_dir);
 
 // What the teacher's outputs on data.train depend on, with paths made absolute so that a sweep's
-// run configs and the config they came from name the same key.
+// run configs and the config they came from name the same key. In a data-parallel run each rank
+// sees its own shard of data.train, so `rank` and `world_size` join the key when world_size > 1
+// (a single process's key stays as it always was).
 nlohmann::json teacher_cache_key(const TomlValue& stage_config, const Teacher& teacher, uint64_t seed,
-                                 c10::Device device, bool channels_last, const SoftLabelCodec& codec);
+                                 c10::Device device, bool channels_last, const SoftLabelCodec& codec,
+                                 int64_t rank = 0, int64_t world_size = 1);
 
 // Names a validation pipeline (data.val and the seed) for the stored teacher accuracy.
 std::string teacher_val_key(const TomlValue& stage_config, uint64_t seed);

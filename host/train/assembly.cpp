@@ -22,7 +22,8 @@ const ComponentSlot& slot(const std::string& key) {
 }
 // [teacher_cache] for this stage: its key needs the built teacher and training pipeline.
 std::unique_ptr<TeacherCache> build_teacher_cache(const TomlValue& config, const StageComponents& stage,
-                                                  const ComponentFactory& factory, Diagnostics& diagnostics) {
+                                                  const ComponentFactory& factory, Sharding sharding,
+                                                  Diagnostics& diagnostics) {
   const SourcePlace place = SourcePlace::of(config.at("teacher_cache"));
   // A stage without a teacher (a config's teacher-training stage) has nothing to cache; one
   // whose teacher is made of weights that do not exist yet (`ssld check`) is not built.
@@ -37,7 +38,7 @@ std::unique_ptr<TeacherCache> build_teacher_cache(const TomlValue& config, const
     const TeacherCacheSettings settings = read_teacher_cache_settings(config, read_run_settings(config).output_dir);
     SoftLabelCodec codec(settings.format, stage.teacher->num_classes(), settings.top_k);
     nlohmann::json key = teacher_cache_key(config, *stage.teacher, factory.seed(), factory.device(),
-                                           stage.settings.channels_last, codec);
+                                           stage.settings.channels_last, codec, sharding.rank, sharding.world_size);
     return std::make_unique<TeacherCache>(settings, std::move(key), std::move(codec),
                                           stage.train->sampler->steps_per_epoch(), teacher_val_key(config, factory.seed()));
   } catch (const Error& error) {
@@ -104,8 +105,8 @@ StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& 
     diagnostics.add(SourcePlace{"(config)", 0, 0}, "the config has no [[loss]]: nothing to train with");
   }
 
-  stage.train = build_pipeline(config, "train", factory, Sharding{}, diagnostics);
-  stage.val = build_pipeline(config, "val", factory, Sharding{}, diagnostics);
+  stage.train = build_pipeline(config, "train", factory, options.sharding, diagnostics);
+  stage.val = build_pipeline(config, "val", factory, options.sharding, diagnostics);
   if (!stage.train && options.require_training && diagnostics.empty())
     diagnostics.add(SourcePlace{"(config)", 0, 0}, "the config has no [data.train] to train on");
   if (stage.student && stage.teacher && stage.student->num_classes() != stage.teacher->num_classes())
@@ -113,7 +114,7 @@ StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& 
                     "the teacher predicts " + std::to_string(stage.teacher->num_classes()) + " classes, the student " +
                         std::to_string(stage.student->num_classes()));
   if (config.contains("teacher_cache") && diagnostics.empty())
-    stage.teacher_cache = build_teacher_cache(config, stage, factory, diagnostics);
+    stage.teacher_cache = build_teacher_cache(config, stage, factory, options.sharding, diagnostics);
   return stage;
 }
 

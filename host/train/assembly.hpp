@@ -13,6 +13,8 @@ struct AssemblyOptions {
   // false (`ssld check`): weights an earlier stage has not written yet are not loaded, and a
   // teacher made of them is not built.
   bool weights_must_exist = true;
+  // A data-parallel run: this rank's shard of data.train and data.val (and of the teacher cache).
+  Sharding sharding;
 };
 
 // Every problem goes to `diagnostics`; the components built so far are returned either way.

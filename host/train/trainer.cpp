@@ -3,6 +3,7 @@
 #include "data/data_error.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
+#include "dist/data_parallel.hpp"
 #include "eval/evaluation.hpp"
 #include "teacher_cache/teacher_cache.hpp"
 #include "train/metrics_log.hpp"
@@ -77,7 +78,6 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
     : components_(components), folder_(std::move(folder)), device_(device), seed_(seed),
       config_hash_(std::move(config_hash)) {
   const TrainSettings& settings = components_.settings;
-  std::filesystem::create_directories(folder_ / "checkpoints");
   Student& student = *components_.student;
   student.to(device_);
   if (components_.teacher) components_.teacher->to(device_);
@@ -97,6 +97,10 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
       spdlog::warn("[train] precision = \"{}\" needs CUDA; training in fp32 on {}", settings.precision, device_.str());
     }
   }
+  // After the student's tensors reached their device and layout: the gradient hooks hold them.
+  if (DataParallelRun* run = current_data_parallel_run())
+    data_parallel_ = std::make_unique<DataParallel>(*run->dist, run->settings, student);
+  if (writes_files()) std::filesystem::create_directories(folder_ / "checkpoints");
   scaler_ = std::make_unique<LossScaler>(autocast_ && autocast_dtype_ == at::kHalf, settings.loss_scale,
                                          settings.loss_scale_growth_interval);
   if (components_.teacher) {
@@ -105,7 +109,7 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
   }
   optimizer_ = std::make_unique<Optimizer>(student.named_parameters(), settings);
   if (settings.ema_decay > 0) ema_ = std::make_unique<Ema>(student, settings.ema_decay);
-  metrics_ = std::make_unique<MetricsLog>(folder_);
+  if (writes_files()) metrics_ = std::make_unique<MetricsLog>(folder_);
   for (const auto& term : components_.losses) {
     for (auto& name : term.loss->student_features()) student_features_.push_back(name);
     for (auto& name : term.loss->teacher_features()) teacher_features_.push_back(name);
@@ -114,11 +118,26 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
 
 Trainer::~Trainer() = default;
 
+bool Trainer::writes_files() const { return !data_parallel_ || data_parallel_->is_main(); }
+
+void Trainer::sync_replicas() {
+  if (data_parallel_) data_parallel_->sync_buffers(*components_.student, ema_ ? ema_->tensors() : NamedTensors{});
+}
+
 StageResult Trainer::run(bool resume) {
   const TrainSettings& settings = components_.settings;
   Progress progress;
   int64_t epoch = 0, step = 0;
   if (resume) load_checkpoint(epoch, step, progress);
+  if (data_parallel_) {  // every rank starts from rank 0's weights, at the same position
+    data_parallel_->check_same_position(epoch, step);
+    data_parallel_->broadcast_student(*components_.student);
+    if (ema_) {
+      std::vector<at::Tensor> shadow;
+      for (const auto& [name, tensor] : ema_->tensors()) shadow.push_back(tensor);
+      data_parallel_->dist().broadcast(shadow, 0);
+    }
+  }
   TeacherCache* cache = components_.teacher_cache.get();
   if (cache) {
     cache->require_epochs(epoch, settings.epochs);
@@ -131,12 +150,14 @@ StageResult Trainer::run(bool resume) {
   for (; epoch < settings.epochs; ++epoch, step = 0) {
     train_epoch(epoch, step, progress);
     if (teacher_guard_) teacher_guard_->verify("after epoch " + std::to_string(epoch + 1));
+    sync_replicas();
     if ((epoch + 1) % settings.eval_every == 0 || epoch + 1 == settings.epochs) evaluate_epoch(epoch, progress);
     save_checkpoint(epoch + 1, 0, progress);
   }
-  write_safetensors((folder_ / "student.safetensors").string(), state_dict(*components_.student),
-                    {{"format", "ssld-weights-1"}});
-  if (ema_) write_safetensors((folder_ / "student_ema.safetensors").string(), ema_->tensors(), {{"format", "ssld-weights-1"}});
+  if (writes_files())
+    write_safetensors((folder_ / "student.safetensors").string(), state_dict(*components_.student),
+                      {{"format", "ssld-weights-1"}});
+  if (ema_ && writes_files()) write_safetensors((folder_ / "student_ema.safetensors").string(), ema_->tensors(), {{"format", "ssld-weights-1"}});
   if (cache)
     spdlog::info("teacher cache: {} steps read, {} computed", cache->steps_read(), cache->steps_computed());
   if (components_.teacher && timed_step_seconds_ > 0) result_.teacher_share = teacher_seconds_ / timed_step_seconds_;
@@ -157,7 +178,8 @@ void Trainer::evaluate_teacher() {
   } else {
     Teacher& teacher = *components_.teacher;
     accuracy = evaluate(*components_.val, device_, seed_,
-                        [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; });
+                        [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; }, nullptr,
+                        data_parallel_ ? &data_parallel_->dist() : nullptr);
     if (cache) cache->save_teacher_accuracy({{"top1", accuracy.top1}, {"top5", accuracy.top5}, {"samples", accuracy.samples}});
   }
   result_.teacher_top1 = accuracy.top1;
@@ -215,8 +237,16 @@ StepOutcome Trainer::step(const Batch& batch, double lr, StepPosition position) 
   for (int64_t i = 1; i < values.size(0); ++i) outcome.terms.push_back(values[i].item<double>());
   optimizer_->zero_grad();
   outcome.loss_finite = std::isfinite(outcome.loss);
-  if (outcome.loss_finite) {
+  if (data_parallel_) {
+    // Every rank runs backward, even on a non-finite loss of its own, so that all ranks issue the
+    // same collectives; the ranks' flags travel with the gradients and all skip the step together.
+    data_parallel_->before_backward(outcome.loss_finite);
     scaler_->scaled(total).backward();
+    outcome.loss_finite = data_parallel_->after_backward();
+  } else if (outcome.loss_finite) {
+    scaler_->scaled(total).backward();
+  }
+  if (outcome.loss_finite) {
     if (scaler_->enabled()) scaler_->unscale(student.named_parameters());
     outcome.gradients_finite = std::isfinite(optimizer_->clip_gradients(settings.clip_grad_norm));
     scaler_->update(outcome.gradients_finite);
@@ -238,7 +268,8 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
   const TrainSettings& settings = components_.settings;
   DataPipeline& train = *components_.train;
   const int64_t steps = train.sampler->steps_per_epoch();
-  ProgressDisplay display(isatty(STDERR_FILENO));
+  ProgressDisplay display(isatty(STDERR_FILENO) && writes_files());
+  const int64_t world = data_parallel_ ? data_parallel_->world_size() : 1;  // images count over all ranks
   Loader loader(*train.samples, *train.sampler, train.loader);
   loader.start(epoch, first_step);
   components_.student->train(true);
@@ -287,11 +318,14 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
         spdlog::warn("epoch {} step {}: non-finite {}, step skipped ({} in a row)", epoch, host_batch->step,
                      outcome.loss_finite ? "gradient" : "loss", progress.consecutive_nonfinite);
       }
+    } else if (data_parallel_) {  // nothing readable in this rank's batch: keep the collectives in step, all skip
+      data_parallel_->before_backward(false);
+      (void)data_parallel_->after_backward();
     }
     ++progress.global_step;
-    progress.images += n;
-    window_images += n;
-    epoch_images += n;
+    progress.images += n * world;
+    window_images += n * world;
+    epoch_images += n * world;
 
     const auto now = std::chrono::steady_clock::now();
     const bool log_due = (host_batch->step + 1) % settings.log_every == 0 || host_batch->step + 1 == steps;
@@ -312,16 +346,20 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
       for (size_t i = 0; i < window_terms.size(); ++i)
         row.emplace_back("loss/" + components_.losses[i].name, window_steps ? window_terms[i] / window_steps : NAN);
       if (scaler_->enabled()) row.emplace_back("loss_scale", scaler_->scale());
-      metrics_->step(row);
+      if (metrics_) metrics_->step(row);
       window_start = now;
       window_images = 0;
       window_loss = 0;
       window_steps = 0;
       std::fill(window_terms.begin(), window_terms.end(), 0.0);
     }
-    if (stop_signals.load() > 0) {
+    bool stop = stop_signals.load() > 0;
+    // One small all-reduce: a signal to any rank stops all after this step; unequal shards fail.
+    if (data_parallel_) stop = data_parallel_->agree_after_step(stop, host_batch->step + 1 == steps, epoch, host_batch->step);
+    if (stop) {
       display.finish();
       loader.stop();
+      sync_replicas();
       save_checkpoint(epoch, host_batch->step + 1, progress);
       throw Interrupted("stopped by a signal after epoch " + std::to_string(epoch) + " step " +
                         std::to_string(host_batch->step) + "; a checkpoint was written. Continue with --resume.");
@@ -344,7 +382,8 @@ void Trainer::evaluate_epoch(int64_t epoch, Progress& progress) {
     Student& student = *components_.student;
     auto predict = [&](const at::Tensor& images) { return student.forward(images, {}).logits; };
     student.train(false);
-    const Accuracy accuracy = evaluate(*components_.val, device_, seed_, predict);
+    DistContext* dist = data_parallel_ ? &data_parallel_->dist() : nullptr;
+    const Accuracy accuracy = evaluate(*components_.val, device_, seed_, predict, nullptr, dist);
     row.insert(row.end(), {{"top1", accuracy.top1}, {"top5", accuracy.top5}});
     result_.final_top1 = accuracy.top1;
     result_.final_top5 = accuracy.top5;
@@ -352,13 +391,14 @@ void Trainer::evaluate_epoch(int64_t epoch, Progress& progress) {
       progress.best_top1 = accuracy.top1;
       result_.best_top1 = accuracy.top1;
       result_.best_top5 = accuracy.top5;
-      write_safetensors((folder_ / "best.safetensors").string(), state_dict(student),
-                        {{"format", "ssld-weights-1"}, {"epoch", std::to_string(epoch)}});
+      if (writes_files())
+        write_safetensors((folder_ / "best.safetensors").string(), state_dict(student),
+                          {{"format", "ssld-weights-1"}, {"epoch", std::to_string(epoch)}});
     }
     std::string ema_text;
     if (ema_) {
       ema_->swap_into(student);
-      const Accuracy ema = evaluate(*components_.val, device_, seed_, predict);
+      const Accuracy ema = evaluate(*components_.val, device_, seed_, predict, nullptr, dist);
       ema_->swap_into(student);
       row.insert(row.end(), {{"ema_top1", ema.top1}, {"ema_top5", ema.top5}});
       result_.ema_top1 = ema.top1;
@@ -370,10 +410,11 @@ void Trainer::evaluate_epoch(int64_t epoch, Progress& progress) {
                  ema_text, progress.best_top1);
   }
   row.emplace_back("seconds", progress.seconds());
-  metrics_->epoch(row);
+  if (metrics_) metrics_->epoch(row);
 }
 
 void Trainer::save_checkpoint(int64_t epoch, int64_t next_step, const Progress& progress) {
+  if (!writes_files()) return;  // rank 0 writes the run's one checkpoint (the ranks' states are equal)
   NamedTensors tensors;
   for (auto& [name, tensor] : state_dict(*components_.student)) tensors.emplace_back("student/" + name, tensor);
   if (ema_)
@@ -393,6 +434,7 @@ void Trainer::save_checkpoint(int64_t epoch, int64_t next_step, const Progress& 
       {"config_hash", config_hash_},
       {"teacher", components_.teacher ? components_.teacher->identity() : ""},
       {"overflow_steps", std::to_string(result_.overflow_steps)},
+      {"world_size", std::to_string(data_parallel_ ? data_parallel_->world_size() : 1)},
   };
   metadata.merge(scaler_->state());
   write_safetensors((folder_ / "checkpoints" / "last.safetensors").string(), tensors, metadata);
@@ -416,6 +458,19 @@ void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress)
   if (field("teacher") != teacher)
     throw Error("refusing to resume from '" + path + "': the teacher changed (" + field("teacher") + " then, " + teacher +
                 " now); its predictions would differ from the ones the student learned so far");
+  // The position counts steps of the global batch (batch_size x world size): an end-of-epoch
+  // checkpoint resumes with any world size, a mid-epoch one only with the one that wrote it.
+  const int64_t world = data_parallel_ ? data_parallel_->world_size() : 1;
+  const int64_t saved_world = meta.count("world_size") ? std::stoll(meta.at("world_size")) : 1;
+  if (std::stoll(field("next_step")) != 0 && saved_world != world)
+    throw Error("refusing to resume from '" + path + "': it was written mid-epoch (epoch " +
+                std::to_string(std::stoll(field("epoch")) + 1) + ", step " + field("next_step") + ") by a run of " +
+                std::to_string(saved_world) + " process(es), and this run has " + std::to_string(world) +
+                "; its position counts steps of that run's global batch. Resume with WORLD_SIZE=" +
+                std::to_string(saved_world) + " (at least to the end of the epoch), or start over with --restart");
+  if (saved_world != world)
+    spdlog::warn("resuming a checkpoint of {} process(es) with {}: the global batch (and so the steps per epoch) "
+                 "changes with the world size; the learning rate is not rescaled", saved_world, world);
   std::map<std::string, at::Tensor> tensors;
   NamedTensors student;
   for (const auto& [name, tensor] : file.tensors) {

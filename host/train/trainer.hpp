@@ -85,11 +85,14 @@ class Ema;
 class MetricsLog;
 class LossScaler;
 class TeacherGuard;
+class DataParallel;
 
 class Trainer {
  public:
   // `folder` receives metrics, checkpoints and weights; `config_hash` and the teacher's
-  // identity are stored in checkpoints and checked on resume.
+  // identity are stored in checkpoints and checked on resume. Under a data-parallel run
+  // (current_data_parallel_run(), set by `ssld train` from the torchrun variables) this process
+  // is one rank: gradients are averaged over ranks, decisions agreed, and only rank 0 writes.
   Trainer(StageComponents& components, std::filesystem::path folder, c10::Device device, uint64_t seed,
           std::string config_hash);
   ~Trainer();
@@ -115,6 +118,8 @@ class Trainer {
   void load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress);
   void evaluate_epoch(int64_t epoch, Progress& progress);
   void evaluate_teacher();
+  void sync_replicas();  // data-parallel: buffers (BatchNorm statistics, EMA) equal on all ranks
+  bool writes_files() const;  // rank 0, or a single process
   ModelOutput teacher_outputs(const Batch& batch, const at::Tensor& images, StepPosition position);
 
   StageComponents& components_;
@@ -127,6 +132,7 @@ class Trainer {
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<LossScaler> scaler_;
   std::unique_ptr<TeacherGuard> teacher_guard_;  // null without a teacher
+  std::unique_ptr<DataParallel> data_parallel_;  // null in a single process
   bool autocast_ = false;
   at::ScalarType autocast_dtype_ = at::kFloat;
   std::vector<std::string> student_features_, teacher_features_;  // what the losses read
