@@ -1,0 +1,214 @@
+// `ssld train` as a data-parallel run: ranks are separate processes started with the torchrun
+// variables (LaunchedRanks), Gloo on loopback. 2 ranks with batch B give the weights of 1 rank
+// with batch 2B (SSLD loss, BatchNorm-free student); only rank 0 writes; both ranks stop on a
+// signal and resume; a killed rank fails the other within [dist] timeout_s.
+#include "dist_launch.hpp"
+#include "fmnist_subset.hpp"
+#include "plugin_host.hpp"
+#include "weights/safetensors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <csignal>
+#include <thread>
+
+using ssld::test::LaunchedRanks;
+using ssld::test::RunResult;
+using ssld::test::TempDir;
+
+namespace {
+
+const std::string kSsld = SSLD_BINARY;
+const std::string kPluginPath = std::string(SSLD_TEST_PLUGIN_ROOT) + "/tiny_mlp";
+
+std::string mlp(const std::string& table) {
+  return "[" + table + "]\ntype = \"tiny_mlp\"\nhidden = 32\nimage_size = 28\nin_channels = 1\n";
+}
+
+// 512 training images (8 steps of 64 per epoch), 200 validation images, a BatchNorm-free MLP.
+std::string config(const std::string& name, const std::string& body, int64_t epochs) {
+  return "[run]\nname = \"" + name + "\"\noutput_dir = \"runs\"\ndevice = \"cpu\"\nthreads = 1\n[data]\nthreads = 1\n" +
+         ssld::test::fmnist_data_tables({512, 64, true, false, 200, 50}) + mlp("student") + body +
+         "[train]\nepochs = " + std::to_string(epochs) + "\nlr = 0.1\nwarmup_epochs = 0.5\nlog_every = 1\nweight_decay = 1e-4\n"
+         "[dist]\ntimeout_s = 20\n";
+}
+
+// The teacher: the same MLP trained on the labels for one epoch, in one process.
+std::filesystem::path train_teacher(const TempDir& dir) {
+  const auto file = dir.write("teacher.toml", config("teacher", "[[loss]]\ntype = \"ce\"\n", 1));
+  const RunResult result = ssld::test::run_program(kSsld, {"-q", "train", file.string()},
+                                                   {{"SSLD_PLUGIN_PATH", kPluginPath}, {"RANK", ""}, {"WORLD_SIZE", ""}});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  return dir / "runs" / "teacher" / "main" / "student.safetensors";
+}
+
+std::string ssld_body(const std::filesystem::path& teacher) {
+  return "[teacher]\ntype = \"checkpoint\"\nweights = \"" + teacher.string() + "\"\n" + mlp("teacher.student") +
+         "[[loss]]\ntype = \"ssld\"\n";
+}
+
+std::map<std::string, at::Tensor> weights(const std::filesystem::path& file) {
+  std::map<std::string, at::Tensor> tensors;
+  for (auto& [name, tensor] : ssld::host::read_safetensors(file.string()).tensors) tensors[name] = tensor;
+  return tensors;
+}
+
+double max_difference(const std::filesystem::path& a, const std::filesystem::path& b) {
+  const auto x = weights(a), y = weights(b);
+  EXPECT_EQ(x.size(), y.size());
+  double worst = 0;
+  for (const auto& [name, tensor] : x) worst = std::max(worst, (tensor - y.at(name)).abs().max().item<double>());
+  return worst;
+}
+
+std::map<std::string, std::string> plugin_env() { return {{"SSLD_PLUGIN_PATH", kPluginPath}}; }
+
+int64_t lines_in(const std::filesystem::path& file) {
+  if (!std::filesystem::exists(file)) return 0;
+  const std::string text = ssld::test::read_file(file);
+  return std::count(text.begin(), text.end(), '\n');
+}
+
+// Waits (at most `limit`) until rank 0 has logged at least `rows` training steps.
+bool wait_for_steps(const std::filesystem::path& metrics, int64_t rows, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (lines_in(metrics) >= rows) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
+
+// A labels-only stage (no teacher to train first) for the resume and failure tests.
+std::string ce_config(const std::string& name, int64_t epochs) {
+  return config(name, "[[loss]]\ntype = \"ce\"\n", epochs);
+}
+
+std::vector<RunResult> launch(const TempDir& dir, const std::string& config_file, int world,
+                              const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"train", (dir / config_file).string(), "--set", "data.train.batch_size=" + std::to_string(64 / world)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return LaunchedRanks(kSsld, args, world, dir / ("logs_" + config_file), plugin_env()).wait(std::chrono::seconds(120));
+}
+
+}  // namespace
+
+TEST(DistSampling, TheRandomSamplersShardsOfBatchBUnionToTheOneRankBatchOf2B) {
+  ssld::test::PluginHost host;
+  auto one = host.pipeline(ssld::test::fmnist_data_tables({512, 64, true, false, 0, 0}), "train", {0, 1});
+  const std::string half = ssld::test::fmnist_data_tables({512, 32, true, false, 0, 0});
+  auto rank0 = host.pipeline(half, "train", {0, 2});
+  auto rank1 = host.pipeline(half, "train", {1, 2});
+  ASSERT_EQ(one->sampler->steps_per_epoch(), rank0->sampler->steps_per_epoch());
+  for (int64_t epoch = 0; epoch < 2; ++epoch)
+    for (int64_t step = 0; step < one->sampler->steps_per_epoch(); ++step) {
+      auto whole = one->sampler->batch(epoch, step);
+      auto halves = rank0->sampler->batch(epoch, step);
+      const auto second = rank1->sampler->batch(epoch, step);
+      halves.insert(halves.end(), second.begin(), second.end());
+      ASSERT_EQ(whole.size(), halves.size());
+      for (size_t i = 0; i < whole.size(); ++i) {  // the same samples in the same order: rank 0's, then rank 1's
+        EXPECT_EQ(whole[i].index, halves[i].index);
+        EXPECT_EQ(whole[i].pass, halves[i].pass);
+      }
+    }
+}
+
+TEST(DistTrain, TwoRanksWithBatchBMatchOneRankWithBatch2BUnderTheSsldLoss) {
+  TempDir dir;
+  const auto teacher = train_teacher(dir);
+  dir.write("one.toml", config("one", ssld_body(teacher), 2));
+  dir.write("two.toml", config("two", ssld_body(teacher), 2));
+  const auto one = launch(dir, "one.toml", 1);
+  ASSERT_EQ(one[0].exit_code, 0) << one[0].err;
+  const auto two = launch(dir, "two.toml", 2);
+  ASSERT_EQ(two[0].exit_code, 0) << two[0].err;
+  ASSERT_EQ(two[1].exit_code, 0) << two[1].err;
+  // 16 SGD steps; the only difference is the order of float32 sums (a mean over 64 against the
+  // average of two means over 32, bucketed): ~1e-7 relative per step. 1e-5 is far below any
+  // real difference (one sample or one step changes weights by >1e-3) and far above rounding.
+  const double difference = max_difference(dir / "runs" / "one" / "main" / "student.safetensors",
+                                           dir / "runs" / "two" / "main" / "student.safetensors");
+  std::cout << "max |w(1 rank, 64) - w(2 ranks, 32)| = " << difference << "\n";
+  EXPECT_LT(difference, 1e-5);
+  // Only rank 0 writes: the results table on its stdout, nothing from rank 1; one metrics row per step.
+  EXPECT_NE(two[0].out.find("results:"), std::string::npos);
+  EXPECT_EQ(two[1].out, "");
+  EXPECT_EQ(two[1].err.find("stage main"), std::string::npos) << two[1].err;
+  const std::string steps = ssld::test::read_file(dir / "runs" / "two" / "main" / "metrics_steps.jsonl");
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), '\n'), 16);
+  // Evaluation is sharded and summed: both runs count all 200 validation images.
+  std::ifstream summary(dir / "runs" / "two" / "main" / "summary.json");
+  const std::string text((std::istreambuf_iterator<char>(summary)), {});
+  EXPECT_NE(two[0].err.find("on 200 validation images"), std::string::npos) << two[0].err;
+}
+
+// SIGTERM to both ranks mid-run: they agree to stop after the same step, rank 0 writes the
+// checkpoint, both exit with 3; `--resume` on both continues to the weights of the run that was
+// never interrupted (the same collectives in the same order: bit-identical). A mid-epoch
+// checkpoint of 2 ranks is refused by 1 process.
+TEST(DistTrain, BothRanksStopOnASignalAndResumeToTheUninterruptedWeights) {
+  TempDir dir;
+  dir.write("whole.toml", ce_config("whole", 4));
+  dir.write("cut.toml", ce_config("cut", 4));
+  const auto whole = launch(dir, "whole.toml", 2);
+  ASSERT_EQ(whole[0].exit_code, 0) << whole[0].err;
+  ASSERT_EQ(whole[1].exit_code, 0) << whole[1].err;
+
+  const std::vector<std::string> args = {"train", (dir / "cut.toml").string(), "--set", "data.train.batch_size=32"};
+  const auto metrics = dir / "runs" / "cut" / "main" / "metrics_steps.jsonl";
+  {
+    LaunchedRanks ranks(kSsld, args, 2, dir / "logs_cut", plugin_env());
+    ASSERT_TRUE(wait_for_steps(metrics, 2, std::chrono::seconds(60)));
+    ranks.signal(0, SIGTERM);
+    ranks.signal(1, SIGTERM);
+    const auto cut = ranks.wait(std::chrono::seconds(60));
+    ASSERT_EQ(cut[0].exit_code, 3) << cut[0].err;  // kInterruptedExitCode
+    ASSERT_EQ(cut[1].exit_code, 3) << cut[1].err;
+  }
+  const int64_t steps_before = lines_in(metrics);
+  ASSERT_LT(steps_before, 32) << "the run ended before the signal arrived; nothing was tested";
+  std::cout << "interrupted after " << steps_before << " of 32 steps\n";
+  const bool mid_epoch = steps_before % 8 != 0;
+
+  if (mid_epoch) {  // a mid-epoch position counts 2-rank steps: one process must not resume it
+    const RunResult single = ssld::test::run_program(
+        kSsld, {"train", (dir / "cut.toml").string(), "--set", "data.train.batch_size=32", "--resume"},
+        {{"SSLD_PLUGIN_PATH", kPluginPath}, {"RANK", ""}, {"WORLD_SIZE", ""}});
+    EXPECT_NE(single.exit_code, 0);
+    EXPECT_NE(single.err.find("written mid-epoch"), std::string::npos) << single.err;
+    EXPECT_NE(single.err.find("WORLD_SIZE=2"), std::string::npos) << single.err;
+  }
+
+  const auto resumed = launch(dir, "cut.toml", 2, {"--resume"});
+  ASSERT_EQ(resumed[0].exit_code, 0) << resumed[0].err;
+  ASSERT_EQ(resumed[1].exit_code, 0) << resumed[1].err;
+  EXPECT_NE(resumed[0].err.find("resuming from"), std::string::npos) << resumed[0].err;
+  EXPECT_EQ(lines_in(metrics), 32);  // each step logged once, by rank 0
+  EXPECT_EQ(max_difference(dir / "runs" / "whole" / "main" / "student.safetensors",
+                           dir / "runs" / "cut" / "main" / "student.safetensors"),
+            0.0);
+}
+
+// A rank that dies mid-run (SIGKILL: no goodbye) makes the other fail, with a message that says
+// what happened, within [dist] timeout_s (20 s here) instead of hanging.
+TEST(DistTrain, AKilledRankMakesTheOtherFailWithinTheTimeout) {
+  TempDir dir;
+  dir.write("long.toml", ce_config("long", 200));
+  LaunchedRanks ranks(kSsld, {"train", (dir / "long.toml").string(), "--set", "data.train.batch_size=32"}, 2,
+                      dir / "logs_long", plugin_env());
+  ASSERT_TRUE(wait_for_steps(dir / "runs" / "long" / "main" / "metrics_steps.jsonl", 2, std::chrono::seconds(60)));
+  const auto killed_at = std::chrono::steady_clock::now();
+  ranks.signal(1, SIGKILL);
+  const auto results = ranks.wait(std::chrono::seconds(40));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  std::cout << "rank 0 exited " << seconds << " s after rank 1 was killed\n";
+  EXPECT_EQ(results[1].exit_code, 128 + SIGKILL);
+  EXPECT_NE(results[0].exit_code, 0);
+  EXPECT_NE(results[0].exit_code, -1) << "rank 0 hung: it was killed by the test after 40 s";
+  EXPECT_LT(seconds, 20.0 + 5.0);
+  EXPECT_NE(results[0].err.find("[dist] rank 0 of 2"), std::string::npos) << results[0].err;
+  EXPECT_NE(results[0].err.find("Another rank probably died"), std::string::npos) << results[0].err;
+}
