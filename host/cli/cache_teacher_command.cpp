@@ -1,10 +1,13 @@
 // `ssld cache-teacher CONFIG`: fills the [teacher_cache] store ahead of training, running the
 // teacher over the training batches of every epoch exactly as `ssld train` would (same loader,
-// same augmentations, same batch augmentations), without a student.
+// same augmentations, same batch augmentations), without a student. Under torchrun's variables
+// each rank fills the store of its own shard (the key holds rank and world size), which is what
+// that rank reads when it trains with the same world size; no collective is needed.
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "data/device_batch.hpp"
+#include "dist/dist_env.hpp"
 #include "eval/evaluation.hpp"
 #include "teacher_cache/teacher_cache.hpp"
 #include "train/assembly.hpp"
@@ -21,10 +24,12 @@ namespace ssld::host {
 namespace {
 
 // Fills `epochs` epochs of one stage's store; returns how many it computed.
-int64_t fill_stage(Stage stage, const CommandSetup& setup, int64_t epochs_override, Diagnostics& diagnostics) {
+int64_t fill_stage(Stage stage, const CommandSetup& setup, int64_t epochs_override, Sharding sharding,
+                   Diagnostics& diagnostics) {
   stage.config.as_table()["teacher_cache"].as_table()["mode"] = TomlValue("fill");  // `read` is for training
   AssemblyOptions options;
   options.require_training = false;
+  options.sharding = sharding;
   StageComponents components = assemble_stage(stage.config, *setup.factory, options, diagnostics);
   diagnostics.throw_if_any();
   if (!components.teacher_cache)
@@ -59,12 +64,13 @@ int64_t fill_stage(Stage stage, const CommandSetup& setup, int64_t epochs_overri
     spdlog::info("stage {}: epoch {} of {} stored in {:.1f} s", stage.name, epoch + 1, epochs,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  if (components.val && !cache.teacher_accuracy()) {
+  if (components.val && sharding.world_size == 1 && !cache.teacher_accuracy()) {  // a shard's accuracy is not the teacher's
     const Accuracy accuracy = evaluate(*components.val, setup.device, seed,
                                        [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; });
     cache.save_teacher_accuracy({{"top1", accuracy.top1}, {"top5", accuracy.top5}, {"samples", accuracy.samples}});
   }
-  std::cout << "stage " << stage.name << ": " << cache.store().folder().string() << " holds epochs 1-" << epochs
+  std::cout << (sharding.world_size > 1 ? "rank " + std::to_string(sharding.rank) + ", " : std::string()) << "stage "
+            << stage.name << ": " << cache.store().folder().string() << " holds epochs 1-" << epochs
             << " (" << filled << " computed now, " << cache.codec().name() << ")\n";
   return filled;
 }
@@ -75,6 +81,11 @@ int run_cache_teacher(const CacheTeacherCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
   diagnostics.throw_if_any();
+  Sharding sharding;
+  if (const auto env = read_dist_env(); env && env->world_size > 1) {
+    sharding = Sharding{env->rank, env->world_size};
+    use_local_rank_device(*setup, env->local_rank);
+  }
   std::vector<Stage> stages;
   if (!command.stage.empty()) {
     stages.push_back(select_stage(setup->root, setup->run, command.config, command.stage, diagnostics).stage);
@@ -95,7 +106,7 @@ int run_cache_teacher(const CacheTeacherCommand& command) {
   for (const auto& stage : stages) {
     if (!stage.config.contains("teacher_cache"))
       throw ConfigError(SourcePlace{command.config, 0, 0}, "stage '" + stage.name + "' has no [teacher_cache]");
-    fill_stage(stage, *setup, command.epochs, diagnostics);
+    fill_stage(stage, *setup, command.epochs, sharding, diagnostics);
   }
   return 0;
 }

@@ -31,4 +31,10 @@ std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const st
   return setup;
 }
 
+void use_local_rank_device(CommandSetup& setup, int64_t local_rank) {
+  if (!setup.device.is_cuda()) return;
+  setup.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+  setup.factory = std::make_unique<ComponentFactory>(setup.registry, setup.device, static_cast<uint64_t>(setup.run.seed));
+}
+
 }  // namespace ssld::host

@@ -29,4 +29,8 @@ struct CommandSetup {
 std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const std::vector<std::string>& overrides,
                                              Diagnostics& diagnostics);
 
+// One process of a multi-process run uses the GPU of its local rank (cuda:LOCAL_RANK) when the
+// config's device is CUDA; components are then built there. A CPU run is left as it is.
+void use_local_rank_device(CommandSetup& setup, int64_t local_rank);
+
 }  // namespace ssld::host

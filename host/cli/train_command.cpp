@@ -85,10 +85,7 @@ class DataParallelScope {
     if (!env || env->world_size <= 1) return;
     if (dry_run) throw Error("--dry-run runs in a single process: start it without torchrun's RANK/WORLD_SIZE");
     run_.settings = read_dist_settings(setup.root);
-    if (setup.device.is_cuda()) {
-      setup.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
-      setup.factory = std::make_unique<ComponentFactory>(setup.registry, setup.device, static_cast<uint64_t>(setup.run.seed));
-    }
+    use_local_rank_device(setup, env->local_rank);
     if (env->rank > 0 && spdlog::get_level() < spdlog::level::warn) spdlog::set_level(spdlog::level::warn);
     run_.dist = DistContext::connect(*env, setup.device, run_.settings.timeout());
     spdlog::info("data-parallel: rank {} of {} ({}, {} on {}), global batch = data.train.batch_size x {}",

@@ -300,4 +300,19 @@ student = { type = "small_cnn", width = 8, depth = 2 }
   ASSERT_EQ(cached_ahead.exit_code, 0) << cached_ahead.err;
   const RunResult after = run("cached.toml", {"--restart", "--set", "teacher_cache.mode=read"});
   EXPECT_EQ(after.exit_code, 0) << after.err;
+
+  // Under torchrun's variables each rank fills the store of its own shard.
+  for (const char* rank : {"0", "1"}) {
+    const RunResult shard = ssld::test::run_program(
+        kSsld, {"-q", "cache-teacher", (dir / "cached.toml").string(), "--epochs", "1", "--set", "teacher_cache.store=" + (dir / "shards").string()},
+        {{"RANK", rank}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", rank}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29500"}});
+    ASSERT_EQ(shard.exit_code, 0) << shard.err;
+    EXPECT_NE(shard.out.find("rank " + std::string(rank) + ", stage main"), std::string::npos) << shard.out;
+  }
+  std::vector<std::filesystem::path> shards(std::filesystem::directory_iterator(dir / "shards"), {});
+  ASSERT_EQ(shards.size(), 2u) << "one key per rank";
+  for (const auto& shard : shards) {
+    EXPECT_TRUE(std::filesystem::exists(shard / "epoch_00000.bin"));
+    EXPECT_NE(ssld::test::read_file(shard / "key.json").find("\"world_size\": 2"), std::string::npos);
+  }
 }
