@@ -2,15 +2,15 @@
 """Teacher-cache benchmark: a 4-run sweep over the loss with the teacher's soft labels computed
 once ([teacher_cache], filled by the first run) against the same 4 runs with the teacher online.
 
-Fashion-MNIST, 10k training images, batch 128, random_crop + hflip, 2 epochs per run, student
-small_cnn 8x2, teacher small_cnn 96x3 (a teacher that dominates step time, as a ResNeXt-101
+Fashion-MNIST, 10k training images, batch 128, random_crop + hflip, 1 epoch per run, student
+small_cnn 8x2, teacher small_cnn 48x3 (a teacher that dominates step time, as a ResNeXt-101
 teacher does for a MobileNetV3 student), its weights from 1 epoch of training here. Losses:
 ssld, kl, dist, jsd. Both sweeps run with `ssld sweep --jobs 1` on the same config but for
 [teacher_cache]. Prints wall times, the ratio (issue target <= 0.6) and each run's best top-1
 in both sweeps (the fp32 cache must train the same students, so they must be equal).
 Not a test: no timing assertions.
 
-usage: tests/bench/teacher_cache_speed.py [--ssld build/bin/ssld] [--epochs 2] [--images 10000]
+usage: tests/bench/teacher_cache_speed.py [--ssld build/bin/ssld] [--epochs 1] [--images 10000]
 """
 import argparse
 import csv
@@ -67,9 +67,9 @@ def sweep(ssld, config, folder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ssld", default=str(ROOT / "build" / "bin" / "ssld"))
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--images", type=int, default=10000)
-    parser.add_argument("--teacher-width", type=int, default=96)
+    parser.add_argument("--teacher-width", type=int, default=48)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ssld_cache_bench_") as tmp:
