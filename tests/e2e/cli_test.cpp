@@ -79,6 +79,9 @@ TEST(Cli, CheckAcceptsAValidConfigAndBuildsItsComponents) {
 TEST(Cli, ShippedQuickstartConfigsPassCheck) {
   for (const auto& entry : std::filesystem::directory_iterator(SSLD_SOURCE_DIR "/configs/quickstart")) {
     if (entry.path().extension() != ".toml") continue;
+    // A config with a [mine] table trains on the lists `ssld mine` writes, which a fresh clone
+    // does not have yet: ShippedConfigs dry-runs it instead.
+    if (ssld::test::read_file(entry.path()).find("\n[mine]") != std::string::npos) continue;
     const RunResult result = ssld_run({"check", entry.path().string(), "--set", "run.device=cpu"});
     EXPECT_EQ(result.exit_code, 0) << entry.path() << "\n" << result.err;
   }
