@@ -5,13 +5,33 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
 #include <thread>
 
+#include <malloc.h>
+
 namespace ssld::host {
+
+namespace {
+
+// glibc hands blocks above 128 KiB to mmap and trims the heap top on free, so every step's
+// activations came back as fresh pages: perf showed ~26% of a CPU training step in page faults,
+// and the demo's SSLD stage ran 3x faster (620 -> 1850 img/s) with freed memory kept. Blocks up
+// to 32 MiB (glibc's largest mmap threshold) now come from the heap, which keeps up to 1 GiB
+// free for reuse. A user's own MALLOC_* variables or GLIBC_TUNABLES win.
+void keep_freed_memory_for_reuse() {
+  for (const char* name : {"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
+    if (std::getenv(name)) return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+}  // namespace
 
 std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const std::vector<std::string>& overrides,
                                              Diagnostics& diagnostics) {
   auto setup = std::make_unique<CommandSetup>();
+  keep_freed_memory_for_reuse();
   setup->root = load_config(config, overrides);
   setup->plugins.load_search_path(config_plugin_paths(setup->root));
 
