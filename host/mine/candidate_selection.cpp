@@ -103,6 +103,19 @@ CandidateSelection::Verdict CandidateSelection::offer(const Candidate& candidate
   return Verdict::Kept;
 }
 
+void CandidateSelection::merge(const CandidateSelection& other) {
+  if (other.num_classes_ != num_classes_)
+    throw std::invalid_argument("merging selections over " + std::to_string(other.num_classes_) + " and " +
+                                std::to_string(num_classes_) + " classes");
+  // A candidate the other stream kept and this one's heap pushes out counts as not_in_top_k
+  // here, just as when it met the better candidates in one stream.
+  for (const auto& heap : other.heaps_)
+    for (const Candidate& candidate : heap) offer(candidate);
+  rejections_.class_not_selected += other.rejections_.class_not_selected;
+  rejections_.below_min_confidence += other.rejections_.below_min_confidence;
+  rejections_.not_in_top_k += other.rejections_.not_in_top_k;
+}
+
 CandidateSelection::Result CandidateSelection::select() const {
   Result result;
   result.rejections = rejections_;

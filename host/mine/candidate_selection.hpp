@@ -79,6 +79,11 @@ class CandidateSelection {
   };
   Result select() const;
 
+  // Folds in the selection of a disjoint stream (another rank's shard): its kept candidates are
+  // offered, its rejection counts added. With positions unique across both streams, the heaps
+  // and counts end as one selection over both streams would leave them, in any merge order.
+  void merge(const CandidateSelection& other);
+
   const RejectionCounts& rejections() const { return rejections_; }
   int64_t capacity_per_class() const { return capacity_; }  // -1: unbounded
   int64_t num_classes() const { return num_classes_; }

@@ -34,6 +34,16 @@ void MineTally::load_json(const nlohmann::json& state) {
   histogram = state.at("histogram").get<std::vector<int64_t>>();
 }
 
+void MineTally::merge(const MineTally& other) {
+  seen += other.seen;
+  bad_images += other.bad_images;
+  duplicates += other.duplicates;
+  seconds = std::max(seconds, other.seconds);
+  for (size_t c = 0; c < predicted_per_class.size() && c < other.predicted_per_class.size(); ++c)
+    predicted_per_class[c] += other.predicted_per_class[c];
+  for (size_t b = 0; b < histogram.size() && b < other.histogram.size(); ++b) histogram[b] += other.histogram[b];
+}
+
 int64_t histogram_bin(double value, int64_t bins) {
   return std::clamp<int64_t>(static_cast<int64_t>(value * static_cast<double>(bins)), 0, bins - 1);
 }

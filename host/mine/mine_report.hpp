@@ -42,6 +42,8 @@ struct MineTally {
       : predicted_per_class(static_cast<size_t>(classes)), histogram(static_cast<size_t>(bins)) {}
   nlohmann::json to_json() const;
   void load_json(const nlohmann::json& state);
+  // Adds another shard's counts; the ranks ran side by side, so the time is the slower one's.
+  void merge(const MineTally& other);
 };
 
 int64_t histogram_bin(double value, int64_t bins);

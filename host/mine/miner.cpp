@@ -64,47 +64,80 @@ std::string origin_of(const DataPipeline& pipeline, int32_t source, int64_t inde
   }
 }
 
-void save_state(const MineJob& job, const MineTally& tally, const CandidateSelection& selection, bool done) {
-  const nlohmann::json state = {{"identity", job.identity}, {"done", done}, {"tally", tally.to_json()},
-                                {"selection", selection.to_json()}};
-  write_file_atomically(job.files.state().string(), state.dump() + "\n");
+// What streaming the candidates leaves: the counts and the per-class heaps, as a state holds them.
+struct Mined {
+  MineTally tally;
+  CandidateSelection selection;
+  int64_t protected_images = 0;
+  bool done = false;
+};
+
+// A rank's state names its rank: a shard mined for another rank or world size is refused.
+std::string state_identity(const MineJob& job, int64_t rank) {
+  if (job.shard.world_size <= 1) return job.identity;
+  return job.identity + "|rank " + std::to_string(rank) + " of " + std::to_string(job.shard.world_size);
 }
 
-}  // namespace
+void save_state(const MineFiles& files, const std::string& identity, const Mined& mined) {
+  const nlohmann::json state = {{"identity", identity},
+                                {"done", mined.done},
+                                {"protected_images", mined.protected_images},
+                                {"tally", mined.tally.to_json()},
+                                {"selection", mined.selection.to_json()}};
+  write_file_atomically(files.state().string(), state.dump() + "\n");
+}
 
-MineOutcome mine(const MineJob& job) {
+Mined read_state(const MineJob& job, const MineFiles& files, const std::string& identity) {
+  const int64_t classes = job.teacher->num_classes();
+  Mined mined{MineTally(classes, job.settings.histogram_bins), CandidateSelection(job.settings.selection, classes)};
+  std::ifstream in(files.state());
+  if (!in) throw Error("no mining state at '" + files.state().string() + "'");
+  try {
+    nlohmann::json state;
+    in >> state;
+    if (state.value("identity", "") != identity)
+      throw Error("'" + files.state().string() +
+                  "' was written for another config, teacher or rank; start over with --restart");
+    mined.tally.load_json(state.at("tally"));
+    mined.selection.load_json(state.at("selection"));
+    mined.protected_images = state.value("protected_images", int64_t{0});
+    mined.done = state.value("done", false);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& error) {
+    throw Error("cannot read the mining state '" + files.state().string() + "': " + error.what() +
+                "; start over with --restart");
+  }
+  return mined;
+}
+
+// Streams the candidates (from the saved state's position when resuming) through the teacher;
+// the state in job.files is saved every checkpoint_every batches and after the last one.
+Mined stream_candidates(const MineJob& job) {
   c10::NoGradGuard no_grad;
   const auto started = std::chrono::steady_clock::now();
   const MineSettings& settings = job.settings;
   const DataPipeline& candidates = *job.candidates;
   const int64_t classes = job.teacher->num_classes();
+  const std::string identity = state_identity(job, job.shard.rank);
   fs::create_directories(job.files.folder);
 
-  CandidateSelection selection(settings.selection, classes);
-  MineTally tally(classes, settings.histogram_bins);
+  Mined mined{MineTally(classes, settings.histogram_bins), CandidateSelection(settings.selection, classes)};
   if (job.resume) {
-    std::ifstream in(job.files.state());
-    nlohmann::json state;
-    try {
-      in >> state;
-    } catch (const std::exception& error) {
-      throw Error("cannot read the mining state '" + job.files.state().string() + "': " + error.what() +
-                  "; start over with --restart");
-    }
-    if (state.value("identity", "") != job.identity)
-      throw Error("'" + job.files.state().string() +
-                  "' was written for another config or teacher; start over with --restart");
-    tally.load_json(state.at("tally"));
-    selection.load_json(state.at("selection"));
-    fs::resize_file(job.files.removed_pairs(), static_cast<uintmax_t>(tally.pairs_bytes));
-    spdlog::info("resuming at batch {} ({} candidates seen)", tally.next_step, tally.seen);
+    mined = read_state(job, job.files, identity);
+    mined.done = false;
+    fs::resize_file(job.files.removed_pairs(), static_cast<uintmax_t>(mined.tally.pairs_bytes));
+    spdlog::info("resuming at batch {} ({} candidates seen)", mined.tally.next_step, mined.tally.seen);
   }
+  MineTally& tally = mined.tally;
+  CandidateSelection& selection = mined.selection;
 
   ProtectedSet protected_set;
   if (job.protected_images) {
     protected_set = build_protected_set(job);
     spdlog::info("{} protected images hashed", protected_set.size());
   }
+  mined.protected_images = protected_set.size();
   std::ofstream pairs(job.files.removed_pairs(), job.resume ? std::ios::app : std::ios::trunc);
   if (!pairs) throw Error("cannot write '" + job.files.removed_pairs().string() + "'");
   if (!job.resume) pairs << "candidate\tprotected\tmethod\tsimilarity\n";
@@ -195,7 +228,7 @@ MineOutcome mine(const MineJob& job) {
       tally.pairs_bytes = static_cast<int64_t>(pairs.tellp());
       tally.bad_images = bad_saved + candidates.samples->bad_images().count() - bad_before;
       tally.seconds = seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      save_state(job, tally, selection, false);
+      save_state(job.files, identity, mined);
       if (tally.next_step - last_log >= 10 * settings.checkpoint_every || tally.next_step == steps) {
         spdlog::info("mined {}/{} batches: {} candidates, {:.0f} images/s", tally.next_step, steps, tally.seen,
                      double(tally.seen) / std::max(1e-9, tally.seconds));
@@ -204,17 +237,62 @@ MineOutcome mine(const MineJob& job) {
     }
   }
   pairs.close();
+  return mined;
+}
 
-  const CandidateSelection::Result result = selection.select();
+MineOutcome outcome_of(const Mined& mined, int64_t selected) {
+  const MineTally& tally = mined.tally;
+  return MineOutcome{tally.seen + tally.bad_images, selected, tally.duplicates, tally.seconds};
+}
+
+// Selects from the heaps and writes the list, the images it names and the summaries into
+// `into`, then marks its state done.
+MineOutcome write_results(const MineJob& job, Mined mined, const MineFiles& into) {
+  const CandidateSelection::Result result = mined.selection.select();
   MineReport report;
   report.teacher = job.teacher->identity();
-  report.score = name_of(settings.selection.score);
+  report.score = name_of(job.settings.selection.score);
   report.class_names = job.class_names;
-  report.protected_images = protected_set.size();
-  write_mine_outputs(job.files, settings, candidates, tally, result, report);
-  save_state(job, tally, selection, true);
-  return MineOutcome{tally.seen + tally.bad_images, static_cast<int64_t>(result.selected.size()), tally.duplicates,
-                     tally.seconds};
+  report.protected_images = mined.protected_images;
+  write_mine_outputs(into, job.settings, *job.candidates, mined.tally, result, report);
+  mined.done = true;
+  save_state(into, job.identity, mined);
+  return outcome_of(mined, static_cast<int64_t>(result.selected.size()));
+}
+
+}  // namespace
+
+MineOutcome mine(const MineJob& job) { return write_results(job, stream_candidates(job), job.files); }
+
+MineOutcome mine_shard(const MineJob& job) {
+  Mined mined = stream_candidates(job);
+  mined.done = true;
+  save_state(job.files, state_identity(job, job.shard.rank), mined);
+  return outcome_of(mined, 0);
+}
+
+MineOutcome merge_mined_shards(const MineJob& job, const std::vector<MineFiles>& shards, const MineFiles& into) {
+  const int64_t classes = job.teacher->num_classes();
+  Mined merged{MineTally(classes, job.settings.histogram_bins), CandidateSelection(job.settings.selection, classes)};
+  fs::create_directories(into.folder);
+  std::ofstream pairs(into.removed_pairs(), std::ios::trunc);
+  if (!pairs) throw Error("cannot write '" + into.removed_pairs().string() + "'");
+  pairs << "candidate\tprotected\tmethod\tsimilarity\n";
+  for (size_t rank = 0; rank < shards.size(); ++rank) {
+    const Mined shard = read_state(job, shards[rank], state_identity(job, static_cast<int64_t>(rank)));
+    if (!shard.done)
+      throw Error("rank " + std::to_string(rank) + " has not finished its shard ('" + shards[rank].state().string() +
+                  "'); run every rank again with --resume");
+    merged.tally.merge(shard.tally);
+    merged.selection.merge(shard.selection);
+    merged.protected_images = std::max(merged.protected_images, shard.protected_images);
+    std::ifstream rows(shards[rank].removed_pairs());
+    std::string row;
+    std::getline(rows, row);  // the header
+    while (std::getline(rows, row)) pairs << row << "\n";
+  }
+  pairs.close();
+  return write_results(job, std::move(merged), into);
 }
 
 }  // namespace ssld::host

@@ -1,7 +1,9 @@
 // `ssld mine` end to end: exact selection with a teacher whose outputs are known
 // (tests/plugins/known_teacher.cpp), the written list read back by the file_list dataset,
 // planted near-duplicates of protected images removed (resized, flipped, re-encoded) while
-// distinct images stay, and a run killed halfway resuming to the same result.
+// distinct images stay, a run killed halfway resuming to the same result, and two ranks (as
+// torchrun starts them) mining the list one process mines.
+#include "dist_launch.hpp"
 #include "plugin_host.hpp"
 #include "test_support.hpp"
 
@@ -299,6 +301,45 @@ TEST(MineCommand, AKilledRunResumesToTheSameResult) {
   EXPECT_EQ(a["per_class"], b["per_class"]);
   EXPECT_EQ(a["confidence_histogram"], b["confidence_histogram"]);
   EXPECT_EQ(a["candidates"], 300);
+}
+
+// Each rank mines its shard, rank 0 merges: the list and every count are the single process's
+// (203 candidates: the shards differ in size), the shard folders are gone, rank 0 reports.
+TEST(MineCommand, TwoRanksMineTheListOneProcessMines) {
+  TempDir dir;
+  for (int i = 0; i < 203; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof(name), "c%03d.png", i);
+    write_gray(dir / "candidates" / name, (i * 37) % 101);
+  }
+  const std::string options =
+      "top_k_per_class = 7\nmin_confidence = 0.6\ncheckpoint_every = 4\ndedup = { method = \"none\" }\n";
+  const auto one = dir.write("one.toml", mine_config(dir / "candidates", dir / "one", options));
+  const auto two = dir.write("two.toml", mine_config(dir / "candidates", dir / "two", options));
+  const RunResult single = ssld_run({"mine", one.string()});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+
+  ssld::test::LaunchedRanks ranks(SSLD_BINARY, {"mine", two.string()}, 2, dir / "logs",
+                                  {{"SSLD_PLUGIN_PATH", kKnownTeacher}});
+  const auto results = ranks.wait();
+  for (size_t rank = 0; rank < results.size(); ++rank)
+    ASSERT_EQ(results[rank].exit_code, 0) << "rank " << rank << ": " << results[rank].err;
+  EXPECT_EQ(ssld::test::read_file(dir / "two" / "mined.txt"), ssld::test::read_file(dir / "one" / "mined.txt"));
+  const auto a = nlohmann::json::parse(ssld::test::read_file(dir / "two" / "summary.json"));
+  const auto b = nlohmann::json::parse(ssld::test::read_file(dir / "one" / "summary.json"));
+  EXPECT_EQ(a["candidates"], 203);
+  EXPECT_EQ(a["selected"], b["selected"]);
+  EXPECT_EQ(a["rejected"], b["rejected"]);
+  EXPECT_EQ(a["per_class"], b["per_class"]);
+  EXPECT_EQ(a["confidence_histogram"], b["confidence_histogram"]);
+  EXPECT_FALSE(fs::exists(dir / "two" / "shards"));
+  EXPECT_NE(results[0].out.find("list: "), std::string::npos) << results[0].out;
+  EXPECT_NE(results[1].out.find("rank 1: "), std::string::npos) << results[1].out;
+
+  // Done is done whatever the world size: one process finds the merged list.
+  const RunResult again = ssld_run({"mine", two.string()});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("already mined"), std::string::npos) << again.out;
 }
 
 TEST(MineCommand, BadOptionsAreConfigErrorsWithTheirPlace) {

@@ -1,6 +1,6 @@
 // The selection rules of `ssld mine` on hand-made candidates: exact top-k per class, ties,
 // classes with fewer than k candidates, thresholds, class restriction, max_total, balance, and
-// a state that round-trips through JSON.
+// a state that round-trips through JSON, and shards merged into what one stream selects.
 #include "mine/candidate_selection.hpp"
 
 #include <gtest/gtest.h>
@@ -127,6 +127,37 @@ TEST(CandidateSelection, StateRoundTripsThroughJson) {
   EXPECT_EQ(positions(resumed.select().selected), positions(straight.select().selected));
   EXPECT_EQ(resumed.select().selected.back().score, straight.select().selected.back().score);  // exact doubles
   EXPECT_EQ(resumed.rejections().not_in_top_k, straight.rejections().not_in_top_k);
+}
+
+// Ranks mine strided shards of one stream (as the sequential sampler deals them); rank 0 merges.
+// Coarse scores make many ties, which only the global position breaks.
+TEST(CandidateSelection, MergedShardsSelectAndCountWhatOneStreamDoes) {
+  for (const ClassBalance balance : {ClassBalance::None, ClassBalance::Strict}) {
+    for (const int64_t world : {2, 3}) {
+      SelectionSettings settings = top_k(5);
+      settings.min_confidence = 0.2;
+      settings.max_total = 12;
+      settings.classes = {0, 1, 3};
+      settings.balance = balance;
+      CandidateSelection straight(settings, 4);
+      std::vector<CandidateSelection> shards(static_cast<size_t>(world), CandidateSelection(settings, 4));
+      for (int64_t i = 0; i < 200; ++i) {
+        const Candidate c = make(i, (i * 7) % 4, double((i * 37) % 11) / 10.0);
+        straight.offer(c);
+        shards[static_cast<size_t>(i % world)].offer(c);
+      }
+      CandidateSelection merged(settings, 4);
+      for (int64_t rank = world - 1; rank >= 0; --rank) merged.merge(shards[static_cast<size_t>(rank)]);
+      const auto expected = straight.select(), got = merged.select();
+      ASSERT_EQ(positions(got.selected), positions(expected.selected)) << "world " << world;
+      EXPECT_EQ(got.rejections.class_not_selected, expected.rejections.class_not_selected);
+      EXPECT_EQ(got.rejections.below_min_confidence, expected.rejections.below_min_confidence);
+      EXPECT_EQ(got.rejections.not_in_top_k, expected.rejections.not_in_top_k);
+      EXPECT_EQ(got.rejections.class_balance, expected.rejections.class_balance);
+      EXPECT_EQ(got.rejections.over_max_total, expected.rejections.over_max_total);
+      EXPECT_GT(expected.rejections.not_in_top_k, 0);
+    }
+  }
 }
 
 TEST(ConfidenceScore, MaxProbabilityMarginAndEntropyAsDocumented) {
