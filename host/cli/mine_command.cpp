@@ -10,6 +10,7 @@
 #include "dist/dist_env.hpp"
 #include "mine/mine_config.hpp"
 #include "mine/miner.hpp"
+#include "train/stop_signals.hpp"
 
 #include <ssld/rng.hpp>
 
@@ -151,6 +152,7 @@ int run_mine(const MineCommand& command) {
   if (!refusal.empty()) throw Error(refusal);
 
   teacher->to(setup->device);
+  install_stop_signals();  // SIGINT/SIGTERM: save the state after the current batch and exit 3
   MineJob job;
   job.settings = settings;
   job.candidates = candidates.get();

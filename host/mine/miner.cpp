@@ -4,6 +4,7 @@
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
 #include "mine/dedup.hpp"
+#include "train/stop_signals.hpp"
 #include "weights/safetensors.hpp"
 
 #include <ssld/error.hpp>
@@ -223,7 +224,8 @@ Mined stream_candidates(const MineJob& job) {
     }
     tally.seen += n;
     tally.next_step = host->step + 1;
-    if (tally.next_step % settings.checkpoint_every == 0 || tally.next_step == steps) {
+    const bool stop = stop_requested();
+    if (stop || tally.next_step % settings.checkpoint_every == 0 || tally.next_step == steps) {
       pairs.flush();
       tally.pairs_bytes = static_cast<int64_t>(pairs.tellp());
       tally.bad_images = bad_saved + candidates.samples->bad_images().count() - bad_before;
@@ -235,6 +237,10 @@ Mined stream_candidates(const MineJob& job) {
         last_log = tally.next_step;
       }
     }
+    if (stop)
+      throw Interrupted("stopped by a signal after batch " + std::to_string(tally.next_step) + " of " +
+                        std::to_string(steps) + "; the state is saved in '" + job.files.state().string() +
+                        "': continue with --resume");
   }
   pairs.close();
   return mined;

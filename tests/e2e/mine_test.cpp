@@ -252,30 +252,21 @@ TEST_F(PlantedDuplicates, TeacherFeaturesRemoveExactAndReencodedCopies) {
   EXPECT_NE(refused.err.find("the teacher has no feature 'pool5' (it has: embedding)"), std::string::npos) << refused.err;
 }
 
-TEST(MineCommand, AKilledRunResumesToTheSameResult) {
-  TempDir dir;
-  for (int i = 0; i < 300; ++i) {
-    char name[16];
-    std::snprintf(name, sizeof(name), "c%03d.png", i);
-    write_gray(dir / "candidates" / name, (i * 37) % 101);
-  }
-  const std::string options = "top_k_per_class = 7\ncheckpoint_every = 2\ndedup = { method = \"none\" }\n";
-  const auto straight = dir.write("straight.toml", mine_config(dir / "candidates", dir / "straight", options));
-  ASSERT_EQ(ssld_run({"mine", straight.string()}).exit_code, 0);
-
-  std::string slow = mine_config(dir / "candidates", dir / "killed", options);
-  slow.replace(slow.find("classes = 4"), 11, "classes = 4\ndelay_ms = 60");
-  const auto killed = dir.write("killed.toml", slow);
+// A slow `ssld mine` in the background (the known teacher sleeps per batch), and the batch its
+// state.json has reached once it reached `at_least` (or the deadline passed).
+pid_t start_slow_mining(const fs::path& config) {
   const pid_t child = fork();
   if (child == 0) {
     setenv("SSLD_PLUGIN_PATH", kKnownTeacher.c_str(), 1);
-    execl(SSLD_BINARY, SSLD_BINARY, "-q", "mine", killed.c_str(), static_cast<char*>(nullptr));
+    execl(SSLD_BINARY, SSLD_BINARY, "-q", "mine", config.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  // Kill it (no chance to clean up) once a state past a few batches is on disk.
-  const fs::path state = dir / "killed" / "state.json";
+  return child;
+}
+
+int64_t wait_for_state(const fs::path& state, int64_t at_least) {
   int64_t reached = 0;
-  for (int wait = 0; wait < 600 && reached < 10; ++wait) {
+  for (int wait = 0; wait < 600 && reached < at_least; ++wait) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (!fs::exists(state)) continue;
     try {
@@ -283,24 +274,74 @@ TEST(MineCommand, AKilledRunResumesToTheSameResult) {
     } catch (const std::exception&) {
     }
   }
+  return reached;
+}
+
+class InterruptedMining : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 300; ++i) {
+      char name[16];
+      std::snprintf(name, sizeof(name), "c%03d.png", i);
+      write_gray(dir / "candidates" / name, (i * 37) % 101);
+    }
+    const auto straight = dir.write("straight.toml", mine_config(dir / "candidates", dir / "straight", options));
+    ASSERT_EQ(ssld_run({"mine", straight.string()}).exit_code, 0);
+    std::string slow = mine_config(dir / "candidates", dir / "cut", options);
+    slow.replace(slow.find("classes = 4"), 11, "classes = 4\ndelay_ms = 60");
+    cut = dir.write("cut.toml", slow);
+  }
+
+  // --resume ends with the uninterrupted run's list and counts.
+  void expect_resume_gives_the_straight_result() {
+    const RunResult resumed = ssld_run({"mine", cut.string(), "--resume"});
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_EQ(ssld::test::read_file(dir / "cut" / "mined.txt"), ssld::test::read_file(dir / "straight" / "mined.txt"));
+    const auto a = nlohmann::json::parse(ssld::test::read_file(dir / "cut" / "summary.json"));
+    const auto b = nlohmann::json::parse(ssld::test::read_file(dir / "straight" / "summary.json"));
+    EXPECT_EQ(a["rejected"], b["rejected"]);
+    EXPECT_EQ(a["per_class"], b["per_class"]);
+    EXPECT_EQ(a["confidence_histogram"], b["confidence_histogram"]);
+    EXPECT_EQ(a["candidates"], 300);
+  }
+
+  TempDir dir;
+  const std::string options = "top_k_per_class = 7\ncheckpoint_every = 2\ndedup = { method = \"none\" }\n";
+  fs::path cut;
+};
+
+TEST_F(InterruptedMining, AKilledRunResumesToTheSameResult) {
+  const pid_t child = start_slow_mining(cut);
+  // Kill it (no chance to clean up) once a state past a few batches is on disk.
+  const int64_t reached = wait_for_state(dir / "cut" / "state.json", 10);
   kill(child, SIGKILL);
   int status = 0;
   waitpid(child, &status, 0);
   ASSERT_GE(reached, 10);
-  ASSERT_FALSE(fs::exists(dir / "killed" / "mined.txt")) << "the run finished before it was killed";
+  ASSERT_FALSE(fs::exists(dir / "cut" / "mined.txt")) << "the run finished before it was killed";
 
-  const RunResult refused = ssld_run({"mine", killed.string()});
+  const RunResult refused = ssld_run({"mine", cut.string()});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_NE(refused.err.find("--resume"), std::string::npos) << refused.err;
-  const RunResult resumed = ssld_run({"mine", killed.string(), "--resume"});
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_EQ(ssld::test::read_file(dir / "killed" / "mined.txt"), ssld::test::read_file(dir / "straight" / "mined.txt"));
-  const auto a = nlohmann::json::parse(ssld::test::read_file(dir / "killed" / "summary.json"));
-  const auto b = nlohmann::json::parse(ssld::test::read_file(dir / "straight" / "summary.json"));
-  EXPECT_EQ(a["rejected"], b["rejected"]);
-  EXPECT_EQ(a["per_class"], b["per_class"]);
-  EXPECT_EQ(a["confidence_histogram"], b["confidence_histogram"]);
-  EXPECT_EQ(a["candidates"], 300);
+  expect_resume_gives_the_straight_result();
+}
+
+// SIGINT saves the state after the current batch (not at the next checkpoint_every) and exits 3.
+TEST_F(InterruptedMining, SigintSavesTheStateAtOnceAndResumesToTheSameResult) {
+  const pid_t child = start_slow_mining(cut);
+  const int64_t reached = wait_for_state(dir / "cut" / "state.json", 4);
+  ASSERT_GE(reached, 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(90));  // into an odd batch: between checkpoints
+  kill(child, SIGINT);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  ASSERT_FALSE(fs::exists(dir / "cut" / "mined.txt")) << "the run finished before the signal";
+  const auto state = nlohmann::json::parse(ssld::test::read_file(dir / "cut" / "state.json"));
+  EXPECT_GT(state["tally"]["next_step"].get<int64_t>(), reached);
+  EXPECT_FALSE(state["done"].get<bool>());
+  expect_resume_gives_the_straight_result();
 }
 
 // Each rank mines its shard, rank 0 merges: the list and every count are the single process's
