@@ -67,7 +67,7 @@ int64_t fill_stage(Stage stage, const CommandSetup& setup, int64_t epochs_overri
   if (components.val && sharding.world_size == 1 && !cache.teacher_accuracy()) {  // a shard's accuracy is not the teacher's
     const Accuracy accuracy = evaluate(*components.val, setup.device, seed,
                                        [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; });
-    cache.save_teacher_accuracy({{"top1", accuracy.top1}, {"top5", accuracy.top5}, {"samples", accuracy.samples}});
+    cache.save_teacher_accuracy(accuracy);
   }
   std::cout << (sharding.world_size > 1 ? "rank " + std::to_string(sharding.rank) + ", " : std::string()) << "stage "
             << stage.name << ": " << cache.store().folder().string() << " holds epochs 1-" << epochs

@@ -154,4 +154,16 @@ at::Tensor TeacherCache::logits(int64_t epoch, int64_t step, const at::Tensor& i
   return codec_.decode(encoded.data(), computed.size(0)).to(computed.device());
 }
 
+// Stored as {top1, top5, samples} next to the key folder's epochs.
+std::optional<Accuracy> TeacherCache::teacher_accuracy() const {
+  const auto stored = store_.teacher_accuracy(val_key_);
+  if (!stored) return std::nullopt;
+  return Accuracy{stored->at("top1").get<double>(), stored->at("top5").get<double>(),
+                  stored->at("samples").get<int64_t>()};
+}
+
+void TeacherCache::save_teacher_accuracy(const Accuracy& accuracy) const {
+  store_.save_teacher_accuracy(val_key_, {{"top1", accuracy.top1}, {"top5", accuracy.top5}, {"samples", accuracy.samples}});
+}
+
 }  // namespace ssld::host

@@ -17,6 +17,7 @@
 
 #include "config/diagnostics.hpp"
 #include "config/toml_value.hpp"
+#include "eval/evaluation.hpp"
 #include "teacher_cache/soft_label_store.hpp"
 
 #include <ssld/model.hpp>
@@ -68,9 +69,9 @@ class TeacherCache {
   // this key) when mode = "read" and an epoch in [first, end) is not stored.
   void require_epochs(int64_t first, int64_t end) const;
 
-  // The stored validation accuracy of the teacher ({top1, top5, samples}), if any.
-  std::optional<nlohmann::json> teacher_accuracy() const { return store_.teacher_accuracy(val_key_); }
-  void save_teacher_accuracy(const nlohmann::json& accuracy) const { store_.save_teacher_accuracy(val_key_, accuracy); }
+  // The stored validation accuracy of the teacher on [data.val], if any.
+  std::optional<Accuracy> teacher_accuracy() const;
+  void save_teacher_accuracy(const Accuracy& accuracy) const;
 
   const SoftLabelStore& store() const { return store_; }
   const SoftLabelCodec& codec() const { return codec_; }

@@ -23,9 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <unistd.h>
 
@@ -33,26 +31,11 @@ namespace ssld::host {
 
 namespace {
 
-std::atomic<int> stop_signals{0};
-
-extern "C" void on_stop_signal(int signal_number) {
-  if (stop_signals.fetch_add(1) >= 1) {  // the second signal: leave now
-    std::signal(signal_number, SIG_DFL);
-    std::raise(signal_number);
-  }
-}
-
 double seconds_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
 }  // namespace
-
-void install_stop_signals() {
-  stop_signals = 0;
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-}
 
 struct Trainer::Progress {
   int64_t global_step = 0;
@@ -153,6 +136,9 @@ StageResult Trainer::run(bool resume) {
     sync_replicas();
     if ((epoch + 1) % settings.eval_every == 0 || epoch + 1 == settings.epochs) evaluate_epoch(epoch, progress);
     save_checkpoint(epoch + 1, 0, progress);
+    if (stop_after_epoch_)
+      throw Interrupted("stopped by a signal at the end of epoch " + std::to_string(epoch + 1) +
+                        "; a checkpoint was written. Continue with --resume.");
   }
   if (writes_files())
     write_safetensors((folder_ / "student.safetensors").string(), state_dict(*components_.student),
@@ -173,14 +159,13 @@ void Trainer::evaluate_teacher() {
   Accuracy accuracy;
   const auto stored = cache ? cache->teacher_accuracy() : std::nullopt;
   if (stored) {
-    accuracy = Accuracy{stored->at("top1").get<double>(), stored->at("top5").get<double>(),
-                        stored->at("samples").get<int64_t>()};
+    accuracy = *stored;
   } else {
     Teacher& teacher = *components_.teacher;
     accuracy = evaluate(*components_.val, device_, seed_,
                         [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; }, nullptr,
                         data_parallel_ ? &data_parallel_->dist() : nullptr);
-    if (cache) cache->save_teacher_accuracy({{"top1", accuracy.top1}, {"top5", accuracy.top5}, {"samples", accuracy.samples}});
+    if (cache) cache->save_teacher_accuracy(accuracy);
   }
   result_.teacher_top1 = accuracy.top1;
   result_.teacher_top5 = accuracy.top5;
@@ -353,9 +338,15 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
       window_steps = 0;
       std::fill(window_terms.begin(), window_terms.end(), 0.0);
     }
-    bool stop = stop_signals.load() > 0;
+    bool stop = stop_requested();
     // One small all-reduce: a signal to any rank stops all after this step; unequal shards fail.
     if (data_parallel_) stop = data_parallel_->agree_after_step(stop, host_batch->step + 1 == steps, epoch, host_batch->step);
+    if (stop && host_batch->step + 1 == steps) {
+      // The epoch's last step: end it as usual, so the checkpoint is an end-of-epoch one (which
+      // resumes with any world size), then stop.
+      stop_after_epoch_ = true;
+      break;
+    }
     if (stop) {
       display.finish();
       loader.stop();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "data/data_config.hpp"
+#include "train/stop_signals.hpp"
 #include "train/train_settings.hpp"
 
 #include <ssld/augmentation.hpp>
@@ -67,19 +68,6 @@ struct StepOutcome {
   bool applied() const { return loss_finite && gradients_finite; }
 };
 
-// Exit code of `ssld train` after SIGINT/SIGTERM: the step finished, a checkpoint was written.
-constexpr int kInterruptedExitCode = 3;
-
-class Interrupted : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Installs SIGINT/SIGTERM handlers: the first signal asks the loop to stop after the current
-// step; a second one exits at once (checkpoints are written atomically, so the last one stays
-// intact).
-void install_stop_signals();
-
 class Optimizer;
 class Ema;
 class MetricsLog;
@@ -141,6 +129,7 @@ class Trainer {
   // 16th, with the device synchronized around it (timing every step would stall the queue).
   int64_t steps_started_ = 0;
   bool timing_step_ = false;
+  bool stop_after_epoch_ = false;  // a stop signal at an epoch's last step: stop once the epoch is saved
   double teacher_seconds_ = 0, timed_step_seconds_ = 0;
 };
 

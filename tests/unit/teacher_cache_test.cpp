@@ -188,8 +188,9 @@ TEST(TeacherCache, KeepsTheTeacherAccuracyPerValidationPipeline) {
   TempDir dir;
   const TeacherCache cache(settings_in(dir), key_for("t"), SoftLabelCodec("fp32", 5, 0), 1, "val-a");
   EXPECT_FALSE(cache.teacher_accuracy());
-  cache.save_teacher_accuracy({{"top1", 91.5}, {"top5", 99.0}, {"samples", 100}});
-  EXPECT_EQ(cache.teacher_accuracy()->at("top1").get<double>(), 91.5);
+  cache.save_teacher_accuracy(Accuracy{91.5, 99.0, 100});
+  EXPECT_EQ(cache.teacher_accuracy()->top1, 91.5);
+  EXPECT_EQ(cache.teacher_accuracy()->samples, 100);
   const TeacherCache other_val(settings_in(dir), key_for("t"), SoftLabelCodec("fp32", 5, 0), 1, "val-b");
   EXPECT_FALSE(other_val.teacher_accuracy());
 }
