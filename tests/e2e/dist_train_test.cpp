@@ -116,7 +116,7 @@ TEST(DistSampling, TheRandomSamplersShardsOfBatchBUnionToTheOneRankBatchOf2B) {
     }
 }
 
-TEST(DistTrain, TwoRanksWithBatchBMatchOneRankWithBatch2BUnderTheSsldLoss) {
+TEST(DistTrain, TwoAndFourRanksMatchOneRankWithTheWholeBatchUnderTheSsldLoss) {
   TempDir dir;
   const auto teacher = train_teacher(dir);
   dir.write("one.toml", config("one", ssld_body(teacher), 2));
@@ -147,6 +147,15 @@ TEST(DistTrain, TwoRanksWithBatchBMatchOneRankWithBatch2BUnderTheSsldLoss) {
   std::ifstream summary(dir / "runs" / "two" / "main" / "summary.json");
   const std::string text((std::istreambuf_iterator<char>(summary)), {});
   EXPECT_NE(two[0].err.find("on 200 validation images"), std::string::npos) << two[0].err;
+
+  // 4 ranks x 16: the same 64 samples per step, one more level of summation order.
+  dir.write("four.toml", config("four", ssld_body(teacher), 2));
+  const auto four = launch(dir, "four.toml", 4);
+  for (int rank = 0; rank < 4; ++rank) ASSERT_EQ(four[rank].exit_code, 0) << "rank " << rank << ": " << four[rank].err;
+  const double four_difference = max_difference(dir / "runs" / "one" / "main" / "student.safetensors",
+                                                dir / "runs" / "four" / "main" / "student.safetensors");
+  std::cout << "max |w(1 rank, 64) - w(4 ranks, 16)| = " << four_difference << "\n";
+  EXPECT_LT(four_difference, 1e-5);
 }
 
 // SIGTERM to both ranks mid-run: they agree to stop after the same step, rank 0 writes the

@@ -83,6 +83,16 @@ TEST(DistGradients, BucketedAverageEqualsTheWholeBatchGradientInOneProcess) {
   }
 }
 
+TEST(DistBatchNorm, SyncLeavesTheAverageOfEveryRanksStatisticsOrRankZeros) {
+  TempDir logs;
+  for (const std::string scenario : {"batchnorm_stats", "batchnorm_stats_rank0"})
+    for (int world : {2, 3}) {
+      auto results = LaunchedRanks(kWorker, {scenario, "30"}, world, logs.path()).wait();
+      for (int r = 0; r < world; ++r)
+        EXPECT_EQ(results[r].exit_code, 0) << scenario << " world " << world << " rank " << r << ": " << results[r].err;
+    }
+}
+
 TEST(DistFailures, ADeadRankFailsTheOtherWithAClearMessage) {
   TempDir logs;
   const auto start = std::chrono::steady_clock::now();

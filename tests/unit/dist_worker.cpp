@@ -1,6 +1,7 @@
 // One rank of the c10d tests (tests/unit/dist_test.cpp starts several with the torchrun
 // variables): `ssld_dist_worker SCENARIO TIMEOUT_S`. Prints what it found; exit 0 on success,
 // 1 on a wrong result, 2 on an ssld::Error (its message on stderr).
+#include "dist/data_parallel.hpp"
 #include "dist/dist_env.hpp"
 #include "dist/gradient_sync.hpp"
 #include "dist/process_group.hpp"
@@ -8,6 +9,7 @@
 #include <ssld/error.hpp>
 
 #include <ATen/ATen.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/functional/loss.h>
 
@@ -101,11 +103,72 @@ int gradients(DistContext& dist, double bucket_megabytes) {
   return failures;
 }
 
+// A student that is one BatchNorm layer: its running statistics depend on the rank's data.
+class BatchNormStudent : public ssld::Student {
+ public:
+  ssld::ModelOutput forward(const at::Tensor& images, const std::vector<std::string>&) override {
+    return {norm->forward(images).mean({2, 3}), {}};
+  }
+  ssld::NamedTensors named_parameters() override {
+    return {{"weight", norm->weight}, {"bias", norm->bias}};
+  }
+  ssld::NamedTensors named_buffers() override {
+    return {{"running_mean", norm->running_mean}, {"running_var", norm->running_var},
+            {"num_batches_tracked", norm->num_batches_tracked}};
+  }
+  void train(bool on) override { norm->train(on); }
+  void to(c10::Device) override {}
+  int64_t num_classes() const override { return 3; }
+  torch::nn::BatchNorm2d norm{3};
+};
+
+// Rank r normalizes batches of its own (mean r + 1): afterwards sync_buffers() leaves the
+// average of every rank's statistics (or rank 0's, without sync_batchnorm_stats) on all ranks,
+// in the student and in an EMA copy; the integer counter always comes from rank 0.
+int batchnorm_stats(DistContext& dist, bool average) {
+  auto statistics_after = [](int64_t rank, int64_t steps) {  // what rank `rank` holds before the sync
+    BatchNormStudent student;
+    at::manual_seed(static_cast<uint64_t>(10 + rank));
+    for (int64_t step = 0; step < steps; ++step) student.forward(at::randn({8, 3, 4, 4}) + double(rank + 1), {});
+    return std::make_pair(student.norm->running_mean.clone(), student.norm->running_var.clone());
+  };
+  const int64_t steps_of_rank = 2 + dist.rank();  // unequal counters: only rank 0's may survive
+  BatchNormStudent student;
+  at::manual_seed(static_cast<uint64_t>(10 + dist.rank()));
+  for (int64_t step = 0; step < steps_of_rank; ++step)
+    student.forward(at::randn({8, 3, 4, 4}) + double(dist.rank() + 1), {});
+  const ssld::NamedTensors ema = {{"running_mean", student.norm->running_mean.clone()}, {"weight", at::full({3}, 7.0 + dist.rank())}};
+
+  DistSettings settings;
+  settings.sync_batchnorm_stats = average;
+  DataParallel parallel(dist, settings, student);
+  parallel.sync_buffers(student, ema);
+
+  at::Tensor want_mean = at::zeros({3}), want_var = at::zeros({3});
+  for (int64_t rank = 0; rank < dist.world_size(); ++rank) {
+    const auto [mean, var] = statistics_after(rank, 2 + rank);
+    if (!average && rank > 0) continue;
+    want_mean += mean;
+    want_var += var;
+  }
+  const double ranks = average ? double(dist.world_size()) : 1.0;
+  want_mean /= ranks;
+  want_var /= ranks;
+  int failures = 0;
+  failures += check(student.norm->running_mean.allclose(want_mean, 1e-6, 1e-6), "running_mean");
+  failures += check(student.norm->running_var.allclose(want_var, 1e-6, 1e-6), "running_var");
+  failures += check(ema[0].second.allclose(want_mean, 1e-6, 1e-6), "the EMA's running_mean");
+  failures += check(ema[1].second.eq(7.0 + dist.rank()).all().item<bool>(), "an EMA parameter is no buffer: untouched");
+  failures += check(student.norm->num_batches_tracked.item<int64_t>() == 2, "num_batches_tracked from rank 0");
+  std::cout << "batchnorm_stats ok on rank " << dist.rank() << ": running_mean " << want_mean[0].item<double>() << "\n";
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: ssld_dist_worker collectives|gradients|gradients_one_bucket|dies|hangs|alone TIMEOUT_S\n";
+    std::cerr << "usage: ssld_dist_worker collectives|gradients|gradients_one_bucket|batchnorm_stats|batchnorm_stats_rank0|dies|hangs|alone TIMEOUT_S\n";
     return 64;
   }
   const std::string scenario = argv[1];
@@ -117,6 +180,8 @@ int main(int argc, char** argv) {
     if (scenario == "collectives") return collectives(*dist) ? 1 : 0;
     if (scenario == "gradients") return gradients(*dist, 1e-6) ? 1 : 0;  // one bucket per parameter
     if (scenario == "gradients_one_bucket") return gradients(*dist, 25) ? 1 : 0;
+    if (scenario == "batchnorm_stats") return batchnorm_stats(*dist, true) ? 1 : 0;
+    if (scenario == "batchnorm_stats_rank0") return batchnorm_stats(*dist, false) ? 1 : 0;
     if (scenario == "dies" || scenario == "hangs") {
       dist->barrier();
       if (dist->rank() == 1) {
