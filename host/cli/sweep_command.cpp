@@ -18,7 +18,7 @@ namespace {
 
 std::string assignment_text(const SweepRun& run) {
   std::string text;
-  for (const auto& [key, value] : run.assignment) text += (text.empty() ? "" : ", ") + key + "=" + axis_value_text(value);
+  for (const AxisValue& axis_value : run.assignment) text += (text.empty() ? "" : ", ") + axis_value.key + "=" + axis_value.label;
   if (run.seed) text += (text.empty() ? "" : ", ") + std::string("seed=") + std::to_string(*run.seed);
   return text;
 }

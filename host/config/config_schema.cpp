@@ -32,6 +32,10 @@ const std::vector<HostTable>& host_tables() {
            .add_spec(OptionSpec{"axes", OptionType::Table,
                                 "\"key.path\" = [values...]: the config keys to vary (\"loss.0.type\", \"student.width\", "
                                 "\"teacher\" with whole tables)",
+                                false, std::nullopt, {}, nullptr})
+           .add_spec(OptionSpec{"labels", OptionType::Table,
+                                "\"key.path\" = [\"name\", ...]: one name per value of that axis, used in listings, "
+                                "tables and plots instead of the value's short text",
                                 false, std::nullopt, {}, nullptr})},
       {"mine", "`ssld mine`: the candidates the teacher chooses from, what to keep, what to protect, where to write",
        mine_table_schema()},

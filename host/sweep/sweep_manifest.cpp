@@ -26,9 +26,9 @@ namespace {
 
 nlohmann::json run_entry(const SweepRun& run, const std::vector<std::string>& stages) {
   nlohmann::json assignment = nlohmann::json::object(), labels = nlohmann::json::object();
-  for (const auto& [key, value] : run.assignment) {
+  for (const auto& [key, value, label] : run.assignment) {
     assignment[key] = toml_to_json(value);
-    labels[key] = axis_value_text(value);
+    labels[key] = label.empty() ? axis_value_text(value) : label;
   }
   return {{"id", run.id},
           {"assignment", assignment},

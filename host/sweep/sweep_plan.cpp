@@ -99,6 +99,45 @@ std::string slug_of(const std::string& text) {
   return slug;
 }
 
+// Labels of every axis: [sweep.labels] where given (one distinct, non-empty string per value),
+// otherwise each value's short text, numbered by position where different values read alike.
+void label_axes(const TomlValue& sweep, std::vector<SweepAxis>& axes) {
+  for (auto& axis : axes) {
+    for (const auto& value : axis.values) axis.labels.push_back(axis_value_text(value));
+    for (size_t i = 0; i < axis.values.size(); ++i)
+      for (size_t j = 0; j < axis.values.size(); ++j)
+        if (i != j && axis_value_text(axis.values[i]) == axis_value_text(axis.values[j]) &&
+            canonical_text(axis.values[i]) != canonical_text(axis.values[j])) {
+          axis.labels[i] += "#" + std::to_string(i + 1);
+          break;
+        }
+  }
+  if (!sweep.contains("labels")) return;
+  const TomlValue& table = sweep.at("labels");
+  if (!table.is_table())
+    throw ConfigError(SourcePlace::of(table), "[sweep.labels] must be a table of \"key.path\" = [\"name\", ...]");
+  for (const auto& [key, names] : table.as_table()) {
+    const auto axis = std::find_if(axes.begin(), axes.end(), [&](const SweepAxis& a) { return a.key == key; });
+    if (axis == axes.end())
+      throw ConfigError(SourcePlace::of(names), "[sweep.labels] names the values of '" + key +
+                                                    "', which is not an axis in [sweep.axes]");
+    const std::string count = std::to_string(axis->values.size());
+    if (!names.is_array() || names.as_array().size() != axis->values.size())
+      throw ConfigError(SourcePlace::of(names), "[sweep.labels] '" + key + "' must list one name per value of the axis (" +
+                                                    count + " strings)");
+    std::vector<std::string> labels;
+    for (const auto& name : names.as_array()) {
+      if (!name.is_string() || name.as_string().str.empty())
+        throw ConfigError(SourcePlace::of(name), "[sweep.labels] '" + key + "': every name must be a non-empty string");
+      if (std::find(labels.begin(), labels.end(), name.as_string().str) != labels.end())
+        throw ConfigError(SourcePlace::of(name), "[sweep.labels] '" + key + "' lists '" + name.as_string().str +
+                                                     "' twice: the tables could not tell the values apart");
+      labels.push_back(name.as_string().str);
+    }
+    axis->labels = std::move(labels);
+  }
+}
+
 }  // namespace
 
 SweepSpec read_sweep_spec(const TomlValue& root) {
@@ -115,6 +154,7 @@ SweepSpec read_sweep_spec(const TomlValue& root) {
   }
   spec.seeds = read_seeds(sweep);
   spec.axes = read_axes(sweep, spec.mode == "grid");
+  label_axes(sweep, spec.axes);
   if (spec.axes.empty() && spec.seeds.empty())
     throw ConfigError(SourcePlace::of(sweep), "[sweep] needs [sweep.axes] or seeds: there is nothing to vary");
   if (spec.mode == "zip") {
@@ -146,7 +186,7 @@ std::vector<SweepRun> expand_sweep(const SweepSpec& spec) {
   } else if (spec.mode == "zip") {
     for (size_t i = 0; i < spec.axes.front().values.size(); ++i) {
       std::vector<AxisValue> assignment;
-      for (const auto& axis : spec.axes) assignment.push_back(AxisValue{axis.key, axis.values[i]});
+      for (const auto& axis : spec.axes) assignment.push_back(AxisValue{axis.key, axis.values[i], axis.labels[i]});
       assignments.push_back(std::move(assignment));
     }
   } else {
@@ -154,7 +194,8 @@ std::vector<SweepRun> expand_sweep(const SweepSpec& spec) {
     while (true) {
       std::vector<AxisValue> assignment;
       for (size_t a = 0; a < spec.axes.size(); ++a)
-        assignment.push_back(AxisValue{spec.axes[a].key, spec.axes[a].values[position[a]]});
+        assignment.push_back(
+            AxisValue{spec.axes[a].key, spec.axes[a].values[position[a]], spec.axes[a].labels[position[a]]});
       assignments.push_back(std::move(assignment));
       size_t a = spec.axes.size();
       while (a > 0 && ++position[a - 1] == spec.axes[a - 1].values.size()) position[--a] = 0;
@@ -191,9 +232,9 @@ std::string sweep_run_id(const std::vector<AxisValue>& assignment, std::optional
   std::vector<AxisValue> sorted = assignment;
   std::sort(sorted.begin(), sorted.end(), [](const AxisValue& a, const AxisValue& b) { return a.key < b.key; });
   std::string readable, canonical;
-  for (const auto& [key, value] : sorted) {
-    readable += (readable.empty() ? "" : ",") + key + "=" + axis_value_text(value);
-    canonical += key + "=" + canonical_text(value) + "\n";
+  for (const AxisValue& axis_value : sorted) {  // the values themselves, never the labels: ids stay put
+    readable += (readable.empty() ? "" : ",") + axis_value.key + "=" + axis_value_text(axis_value.value);
+    canonical += axis_value.key + "=" + canonical_text(axis_value.value) + "\n";
   }
   if (seed) {
     readable += (readable.empty() ? "" : ",") + std::string("seed=") + std::to_string(*seed);
@@ -249,9 +290,11 @@ void set_config_value(TomlValue& root, const std::string& key, const TomlValue& 
 TomlValue sweep_run_config(const TomlValue& root, const SweepSpec& spec, const SweepRun& run) {
   TomlValue config = root;
   config.as_table().erase("sweep");
-  for (const auto& [key, value] : run.assignment) {
-    const auto axis = std::find_if(spec.axes.begin(), spec.axes.end(), [&](const SweepAxis& a) { return a.key == key; });
-    set_config_value(config, key, value, axis != spec.axes.end() ? axis->place : SourcePlace::of(value));
+  for (const AxisValue& axis_value : run.assignment) {
+    const auto axis = std::find_if(spec.axes.begin(), spec.axes.end(),
+                                   [&](const SweepAxis& a) { return a.key == axis_value.key; });
+    set_config_value(config, axis_value.key, axis_value.value,
+                     axis != spec.axes.end() ? axis->place : SourcePlace::of(axis_value.value));
   }
   if (run.seed) set_config_value(config, "run.seed", TomlValue(static_cast<toml::integer>(*run.seed)), SourcePlace{});
   Diagnostics diagnostics;

@@ -18,6 +18,9 @@ struct SweepAxis {
   std::string key;
   std::vector<TomlValue> values;
   SourcePlace place;  // where the list was written, for messages
+  // One name per value for listings, tables and plots: [sweep.labels], or the value's short
+  // text, numbered ("[idx,idx]#2") where two different values would read alike.
+  std::vector<std::string> labels;
 };
 
 struct SweepSpec {
@@ -29,6 +32,7 @@ struct SweepSpec {
 struct AxisValue {
   std::string key;
   TomlValue value;
+  std::string label;  // the axis's name for the value (ids use the value itself, so they never change)
 };
 
 struct SweepRun {
@@ -38,7 +42,8 @@ struct SweepRun {
 };
 
 // Reads and checks [sweep]; throws ConfigError (file:line) for a missing or malformed table, an
-// empty axis, or axes of different lengths in zip mode.
+// empty axis, axes of different lengths in zip mode, or [sweep.labels] that do not name each
+// value of an axis once.
 SweepSpec read_sweep_spec(const TomlValue& root);
 
 // Every run of the sweep, in a deterministic order: axes vary last-axis-fastest, then seeds.

@@ -149,6 +149,45 @@ TEST(SweepPlan, IdsAreStableAndDifferForDifferentAssignments) {
   EXPECT_EQ(id.size() - id.rfind('-') - 1, 8u) << id;
 }
 
+// Whole tables read alike in a table ("[idx,idx]"): [sweep.labels] names them, and without it
+// different values that read alike are numbered, identical ones are not; ids never change.
+TEST(SweepPlan, LabelsNameTheValuesInListingsWithoutChangingTheIds) {
+  TempDir dir;
+  const std::string axes =
+      "[sweep]\nmode = \"zip\"\n[sweep.axes]\n"
+      "\"teacher\" = [{ type = \"checkpoint\", weights = \"a\" }, { type = \"checkpoint\", weights = \"b\" }, "
+      "{ type = \"checkpoint\", weights = \"b\" }]\n\"train.epochs\" = [1, 2, 3]\n";
+  const SweepSpec plain = read_sweep_spec(load(dir, axes));
+  const auto& teacher = plain.axes.back().key == "teacher" ? plain.axes.back() : plain.axes.front();
+  EXPECT_EQ(teacher.labels, (std::vector<std::string>{"checkpoint#1", "checkpoint#2", "checkpoint#3"}));
+  const auto& epochs = plain.axes.back().key == "train.epochs" ? plain.axes.back() : plain.axes.front();
+  EXPECT_EQ(epochs.labels, (std::vector<std::string>{"1", "2", "3"}));
+
+  const SweepSpec named = read_sweep_spec(load(dir, axes + "[sweep.labels]\nteacher = [\"A\", \"B\", \"B again\"]\n"));
+  const auto runs = expand_sweep(named), plain_runs = expand_sweep(plain);
+  ASSERT_EQ(runs.size(), 3u);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(runs[i].id, plain_runs[i].id);
+    for (const auto& value : runs[i].assignment)
+      if (value.key == "teacher") EXPECT_EQ(value.label, (std::vector<std::string>{"A", "B", "B again"})[i]);
+  }
+  // Identical values of a zip axis are not numbered: they are the same thing.
+  const SweepSpec same = read_sweep_spec(
+      load(dir, "[sweep]\nmode = \"zip\"\n[sweep.axes]\n\"student.width\" = [8, 8]\n\"train.epochs\" = [1, 2]\n"));
+  EXPECT_EQ(same.axes.front().labels, (std::vector<std::string>{"8", "8"}));
+
+  for (const auto& [labels, message] : std::vector<std::pair<std::string, std::string>>{
+           {"teacher = [\"A\", \"B\"]", "one name per value of the axis (3 strings)"},
+           {"teacher = [\"A\", \"B\", \"A\"]", "lists 'A' twice"},
+           {"student = [\"A\"]", "'student', which is not an axis"},
+           {"teacher = [\"A\", 2, \"C\"]", "non-empty string"}}) {
+    const std::string error =
+        error_of<ConfigError>([&] { read_sweep_spec(load(dir, axes + "[sweep.labels]\n" + labels + "\n")); });
+    EXPECT_NE(error.find("c.toml:"), std::string::npos) << error;
+    EXPECT_NE(error.find(message), std::string::npos) << error;
+  }
+}
+
 TEST(SweepPlan, ZipWithAxesOfDifferentLengthsIsAnErrorAtTheAxis) {
   TempDir dir;
   const TomlValue root = load(dir, "[sweep]\nmode = \"zip\"\n[sweep.axes]\n\"student.width\" = [8, 16]\n"
