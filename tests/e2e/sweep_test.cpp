@@ -192,8 +192,8 @@ TEST(Sweep, DryRunListsTheShippedLossSweepAndConfigErrorsStopBeforeAnyRun) {
   const RunResult dry = ssld::test::run_program(
       kSsld, {"-q", "sweep", std::string(SSLD_SOURCE_DIR) + "/configs/sweeps/fmnist_losses.toml", "--dry-run"});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
-  EXPECT_NE(dry.out.find("10 runs:"), std::string::npos) << dry.out;
-  for (const char* loss : {"ssld", "jsd", "kl", "dkd", "dist"})
+  EXPECT_NE(dry.out.find("12 runs:"), std::string::npos) << dry.out;
+  for (const char* loss : {"ssld", "jsd", "kl", "dkd", "dist", "ce"})
     EXPECT_NE(dry.out.find(std::string("loss.0.type=") + loss + ",seed=1-"), std::string::npos) << loss << dry.out;
 
   TempDir dir;
