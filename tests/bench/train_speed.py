@@ -9,15 +9,19 @@ random weights, batch 128, random_crop(pad 2) + hflip, normalize, SSLD loss, SGD
   - the peer: the same models, loss and optimizer in python3-torch, data in memory (a uint8
     tensor), torchvision transforms per sample in a torch DataLoader (0 and 2 workers; the
     better one is the peer), and the same loop on one batch (python's compute only).
-Threads: 2 intra-op threads on both sides. Prints images/s and the ratios the project tracks.
-Not a test: no timing assertions.
+Threads: 2 intra-op threads on both sides. ssld keeps freed memory for reuse (mallopt in
+host/cli/command_setup.cpp); the peer runs twice, with glibc's default malloc as PyTorch users
+run it and with the same settings through MALLOC_* variables, and the faster peer is compared.
+Prints images/s and the ratios the project tracks. Not a test: no timing assertions.
 
 usage: tests/bench/train_speed.py [--bench build/bin/ssld_bench_train] [--steps 30] [--rounds 7]
 """
 import argparse
 import gzip
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,32 +122,49 @@ def python_peer(images, steps, rounds, workers):
     return 1.0 / sorted(end_to_end)[len(end_to_end) // 2], 1.0 / sorted(compute)[len(compute) // 2]
 
 
+# glibc reads these at process start, so the tuned peer runs in a child process.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def run_peer(args, workers, tuned):
+    env = dict(os.environ, **TUNED_MALLOC) if tuned else {k: v for k, v in os.environ.items() if k not in TUNED_MALLOC}
+    out = subprocess.run([sys.executable, __file__, "--peer", str(workers), "--steps", str(args.steps), "--rounds",
+                          str(args.rounds)], env=env, check=True, capture_output=True, text=True).stdout
+    return tuple(json.loads(out))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", default=str(ROOT / "build/bin/ssld_bench_train"))
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--peer", type=int, default=None, help=argparse.SUPPRESS)  # child: one peer, JSON out
     args = parser.parse_args()
 
     torch.set_num_threads(2)
-    raw = gzip.open(IMAGES).read()
-    images = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28).copy())
+    if args.peer is not None:
+        raw = gzip.open(IMAGES).read()
+        images = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28).copy())
+        print(json.dumps(python_peer(images, args.steps, args.rounds, args.peer)))
+        return
 
     ssld = json.loads(subprocess.run([args.bench, str(ROOT / "tests/bench/train_speed.toml"), "--steps", str(args.steps),
                                       "--rounds", str(args.rounds)], check=True, capture_output=True, text=True).stdout)
-    peers = {workers: python_peer(images, args.steps, args.rounds, workers) for workers in (0, 2)}
-    best_workers = max(peers, key=lambda w: peers[w][0])
-    peer_e2e, peer_compute = peers[best_workers]
+    peers = {(workers, tuned): run_peer(args, workers, tuned) for tuned in (False, True) for workers in (0, 2)}
+    best = max(peers, key=lambda key: peers[key][0])
+    peer_e2e, peer_compute = peers[best]
 
     print(f"SSLD stage, batch 128, {ssld['threads']} threads, device {ssld['device']}, "
           f"median of {args.rounds} rounds x {args.steps} steps (images/s)")
     print(f"  ssld end to end (loader, device copy, step)       {ssld['end_to_end_images_per_second']:8.0f}")
     print(f"  ssld compute only (Trainer::step, batch in memory) {ssld['compute_images_per_second']:8.0f}")
     print(f"  minimal libtorch loop (same models, same batch)   {ssld['minimal_images_per_second']:8.0f}")
-    for workers, (e2e, compute) in peers.items():
-        print(f"  python3-torch loop, DataLoader {workers} workers        {e2e:8.0f}   (compute only {compute:.0f})")
+    for (workers, tuned), (e2e, compute) in peers.items():
+        malloc = "kept-memory malloc" if tuned else "default malloc    "
+        print(f"  python3-torch loop, {malloc}, DataLoader {workers} workers {e2e:8.0f}   (compute only {compute:.0f})")
     print("ratios:")
-    print(f"  ssld / python3-torch end to end (best peer: {best_workers} workers): "
+    print(f"  ssld / python3-torch end to end (best peer: {best[0]} workers, "
+          f"{'kept-memory' if best[1] else 'default'} malloc): "
           f"{ssld['end_to_end_images_per_second'] / peer_e2e:.2f}x   (target >= 1.3)")
     print(f"  ssld end to end / ssld compute only:  {ssld['end_to_end_images_per_second'] / ssld['compute_images_per_second']:.2f}x"
           "   (target >= 0.9)")
