@@ -205,6 +205,31 @@ TEST(DistTrain, BothRanksStopOnASignalAndResumeToTheUninterruptedWeights) {
             0.0);
 }
 
+// With one step per epoch every step is an epoch's last: a signal lets that epoch end, so the
+// checkpoint is an end-of-epoch one, which one process resumes although two wrote it.
+TEST(DistTrain, ASignalDuringAnEpochsLastStepStopsAtTheEpochEndAndResumesWithAnotherWorldSize) {
+  TempDir dir;
+  dir.write("short.toml", ce_config("short", 60));
+  const std::vector<std::string> args = {"train", (dir / "short.toml").string(), "--set", "data.train.batch_size=256"};
+  const auto metrics = dir / "runs" / "short" / "main" / "metrics_steps.jsonl";
+  {
+    LaunchedRanks ranks(kSsld, args, 2, dir / "logs_short", plugin_env());
+    ASSERT_TRUE(wait_for_steps(metrics, 2, std::chrono::seconds(60)));
+    ranks.signal(0, SIGTERM);
+    ranks.signal(1, SIGTERM);
+    const auto cut = ranks.wait(std::chrono::seconds(60));
+    ASSERT_EQ(cut[0].exit_code, 3) << cut[0].err;
+    ASSERT_EQ(cut[1].exit_code, 3) << cut[1].err;
+    EXPECT_NE(cut[0].err.find("at the end of epoch"), std::string::npos) << cut[0].err;
+  }
+  ASSERT_LT(lines_in(metrics), 60) << "the run ended before the signal arrived; nothing was tested";
+  const RunResult single = ssld::test::run_program(
+      kSsld, {"train", (dir / "short.toml").string(), "--set", "data.train.batch_size=256", "--resume"},
+      {{"SSLD_PLUGIN_PATH", kPluginPath}, {"RANK", ""}, {"WORLD_SIZE", ""}});
+  EXPECT_EQ(single.exit_code, 0) << single.err;
+  EXPECT_NE(single.err.find("resuming from"), std::string::npos) << single.err;
+}
+
 // A rank that dies mid-run (SIGKILL: no goodbye) makes the other fail, with a message that says
 // what happened, within [dist] timeout_s (20 s here) instead of hanging.
 TEST(DistTrain, AKilledRankMakesTheOtherFailWithinTheTimeout) {
