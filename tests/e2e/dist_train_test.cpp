@@ -93,6 +93,19 @@ std::vector<RunResult> launch(const TempDir& dir, const std::string& config_file
   return LaunchedRanks(kSsld, args, world, dir / ("logs_" + config_file), plugin_env()).wait(std::chrono::seconds(120));
 }
 
+// Starts 2 ranks of `ssld train CONFIG --set data.train.batch_size=B` and sends both SIGTERM
+// once rank 0 has logged 2 steps; returns how they ended.
+std::vector<RunResult> signal_both_ranks(const TempDir& dir, const std::string& config_file, int64_t batch_size) {
+  const std::string name = config_file.substr(0, config_file.find('.'));
+  LaunchedRanks ranks(kSsld,
+                      {"train", (dir / config_file).string(), "--set", "data.train.batch_size=" + std::to_string(batch_size)},
+                      2, dir / ("logs_" + name + "_signal"), plugin_env());
+  EXPECT_TRUE(wait_for_steps(dir / "runs" / name / "main" / "metrics_steps.jsonl", 2, std::chrono::seconds(60)));
+  ranks.signal(0, SIGTERM);
+  ranks.signal(1, SIGTERM);
+  return ranks.wait(std::chrono::seconds(60));
+}
+
 }  // namespace
 
 TEST(DistSampling, TheRandomSamplersShardsOfBatchBUnionToTheOneRankBatchOf2B) {
@@ -170,17 +183,10 @@ TEST(DistTrain, BothRanksStopOnASignalAndResumeToTheUninterruptedWeights) {
   ASSERT_EQ(whole[0].exit_code, 0) << whole[0].err;
   ASSERT_EQ(whole[1].exit_code, 0) << whole[1].err;
 
-  const std::vector<std::string> args = {"train", (dir / "cut.toml").string(), "--set", "data.train.batch_size=32"};
   const auto metrics = dir / "runs" / "cut" / "main" / "metrics_steps.jsonl";
-  {
-    LaunchedRanks ranks(kSsld, args, 2, dir / "logs_cut", plugin_env());
-    ASSERT_TRUE(wait_for_steps(metrics, 2, std::chrono::seconds(60)));
-    ranks.signal(0, SIGTERM);
-    ranks.signal(1, SIGTERM);
-    const auto cut = ranks.wait(std::chrono::seconds(60));
-    ASSERT_EQ(cut[0].exit_code, 3) << cut[0].err;  // kInterruptedExitCode
-    ASSERT_EQ(cut[1].exit_code, 3) << cut[1].err;
-  }
+  const auto cut = signal_both_ranks(dir, "cut.toml", 32);
+  ASSERT_EQ(cut[0].exit_code, 3) << cut[0].err;  // kInterruptedExitCode
+  ASSERT_EQ(cut[1].exit_code, 3) << cut[1].err;
   const int64_t steps_before = lines_in(metrics);
   ASSERT_LT(steps_before, 32) << "the run ended before the signal arrived; nothing was tested";
   std::cout << "interrupted after " << steps_before << " of 32 steps\n";
@@ -210,18 +216,11 @@ TEST(DistTrain, BothRanksStopOnASignalAndResumeToTheUninterruptedWeights) {
 TEST(DistTrain, ASignalDuringAnEpochsLastStepStopsAtTheEpochEndAndResumesWithAnotherWorldSize) {
   TempDir dir;
   dir.write("short.toml", ce_config("short", 60));
-  const std::vector<std::string> args = {"train", (dir / "short.toml").string(), "--set", "data.train.batch_size=256"};
   const auto metrics = dir / "runs" / "short" / "main" / "metrics_steps.jsonl";
-  {
-    LaunchedRanks ranks(kSsld, args, 2, dir / "logs_short", plugin_env());
-    ASSERT_TRUE(wait_for_steps(metrics, 2, std::chrono::seconds(60)));
-    ranks.signal(0, SIGTERM);
-    ranks.signal(1, SIGTERM);
-    const auto cut = ranks.wait(std::chrono::seconds(60));
-    ASSERT_EQ(cut[0].exit_code, 3) << cut[0].err;
-    ASSERT_EQ(cut[1].exit_code, 3) << cut[1].err;
-    EXPECT_NE(cut[0].err.find("at the end of epoch"), std::string::npos) << cut[0].err;
-  }
+  const auto cut = signal_both_ranks(dir, "short.toml", 256);
+  ASSERT_EQ(cut[0].exit_code, 3) << cut[0].err;
+  ASSERT_EQ(cut[1].exit_code, 3) << cut[1].err;
+  EXPECT_NE(cut[0].err.find("at the end of epoch"), std::string::npos) << cut[0].err;
   ASSERT_LT(lines_in(metrics), 60) << "the run ended before the signal arrived; nothing was tested";
   const RunResult single = ssld::test::run_program(
       kSsld, {"train", (dir / "short.toml").string(), "--set", "data.train.batch_size=256", "--resume"},
