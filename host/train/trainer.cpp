@@ -131,12 +131,12 @@ StageResult Trainer::run(bool resume) {
   }
   if (components_.teacher && components_.val) evaluate_teacher();
   for (; epoch < settings.epochs; ++epoch, step = 0) {
-    train_epoch(epoch, step, progress);
+    const bool stop_after_epoch = train_epoch(epoch, step, progress);
     if (teacher_guard_) teacher_guard_->verify("after epoch " + std::to_string(epoch + 1));
     sync_replicas();
     if ((epoch + 1) % settings.eval_every == 0 || epoch + 1 == settings.epochs) evaluate_epoch(epoch, progress);
     save_checkpoint(epoch + 1, 0, progress);
-    if (stop_after_epoch_)
+    if (stop_after_epoch)
       throw Interrupted("stopped by a signal at the end of epoch " + std::to_string(epoch + 1) +
                         "; a checkpoint was written. Continue with --resume.");
   }
@@ -249,7 +249,7 @@ int64_t Trainer::train_steps(int64_t epoch, int64_t max_steps) {
   return progress.images;
 }
 
-void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress, int64_t max_steps) {
+bool Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress, int64_t max_steps) {
   const TrainSettings& settings = components_.settings;
   DataPipeline& train = *components_.train;
   const int64_t steps = train.sampler->steps_per_epoch();
@@ -344,8 +344,8 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
     if (stop && host_batch->step + 1 == steps) {
       // The epoch's last step: end it as usual, so the checkpoint is an end-of-epoch one (which
       // resumes with any world size), then stop.
-      stop_after_epoch_ = true;
-      break;
+      display.finish();
+      return true;
     }
     if (stop) {
       display.finish();
@@ -361,6 +361,7 @@ void Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
     }
   }
   display.finish();
+  return false;
 }
 
 void Trainer::evaluate_epoch(int64_t epoch, Progress& progress) {

@@ -101,7 +101,9 @@ class Trainer {
 
  private:
   struct Progress;
-  void train_epoch(int64_t epoch, int64_t first_step, Progress& progress, int64_t max_steps = -1);
+  // Returns true when a stop signal arrived during the epoch's last step: the epoch ends as
+  // usual and the caller stops after its checkpoint.
+  bool train_epoch(int64_t epoch, int64_t first_step, Progress& progress, int64_t max_steps = -1);
   void save_checkpoint(int64_t epoch, int64_t next_step, const Progress& progress);
   void load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress);
   void evaluate_epoch(int64_t epoch, Progress& progress);
@@ -129,7 +131,6 @@ class Trainer {
   // 16th, with the device synchronized around it (timing every step would stall the queue).
   int64_t steps_started_ = 0;
   bool timing_step_ = false;
-  bool stop_after_epoch_ = false;  // a stop signal at an epoch's last step: stop once the epoch is saved
   double teacher_seconds_ = 0, timed_step_seconds_ = 0;
 };
 
