@@ -7,7 +7,6 @@
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "data/device_batch.hpp"
-#include "dist/dist_env.hpp"
 #include "eval/evaluation.hpp"
 #include "teacher_cache/teacher_cache.hpp"
 #include "train/assembly.hpp"
@@ -82,10 +81,7 @@ int run_cache_teacher(const CacheTeacherCommand& command) {
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
   diagnostics.throw_if_any();
   Sharding sharding;
-  if (const auto env = read_dist_env(); env && env->world_size > 1) {
-    sharding = Sharding{env->rank, env->world_size};
-    use_local_rank_device(*setup, env->local_rank);
-  }
+  if (const auto env = join_multi_process_run(*setup)) sharding = Sharding{env->rank, env->world_size};
   std::vector<Stage> stages;
   if (!command.stage.empty()) {
     stages.push_back(select_stage(setup->root, setup->run, command.config, command.stage, diagnostics).stage);

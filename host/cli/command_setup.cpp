@@ -51,10 +51,14 @@ std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const st
   return setup;
 }
 
-void use_local_rank_device(CommandSetup& setup, int64_t local_rank) {
-  if (!setup.device.is_cuda()) return;
-  setup.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
-  setup.factory = std::make_unique<ComponentFactory>(setup.registry, setup.device, static_cast<uint64_t>(setup.run.seed));
+std::optional<DistEnv> join_multi_process_run(CommandSetup& setup) {
+  std::optional<DistEnv> env = read_dist_env();
+  if (!env || env->world_size <= 1) return std::nullopt;
+  if (setup.device.is_cuda()) {
+    setup.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+    setup.factory = std::make_unique<ComponentFactory>(setup.registry, setup.device, static_cast<uint64_t>(setup.run.seed));
+  }
+  return env;
 }
 
 }  // namespace ssld::host

@@ -5,10 +5,12 @@
 #include "components/component_factory.hpp"
 #include "config/config_schema.hpp"
 #include "config/diagnostics.hpp"
+#include "dist/dist_env.hpp"
 #include "plugin/component_registry.hpp"
 #include "plugin/plugin_loader.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,8 +31,9 @@ struct CommandSetup {
 std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const std::vector<std::string>& overrides,
                                              Diagnostics& diagnostics);
 
-// One process of a multi-process run uses the GPU of its local rank (cuda:LOCAL_RANK) when the
-// config's device is CUDA; components are then built there. A CPU run is left as it is.
-void use_local_rank_device(CommandSetup& setup, int64_t local_rank);
+// Under torchrun's variables with WORLD_SIZE > 1: this process's rank, after pointing `setup` at
+// the GPU of its local rank (cuda:LOCAL_RANK) when the config's device is CUDA, so components
+// are built there. nullopt (and `setup` untouched) for a single process.
+std::optional<DistEnv> join_multi_process_run(CommandSetup& setup);
 
 }  // namespace ssld::host

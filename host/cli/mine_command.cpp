@@ -7,7 +7,6 @@
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "dist/data_parallel.hpp"
-#include "dist/dist_env.hpp"
 #include "mine/mine_config.hpp"
 #include "mine/miner.hpp"
 #include "train/stop_signals.hpp"
@@ -72,10 +71,9 @@ int run_mine(const MineCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
   diagnostics.throw_if_any();
-  const std::optional<DistEnv> env = read_dist_env();
-  const Sharding shard = env && env->world_size > 1 ? Sharding{env->rank, env->world_size} : Sharding{};
-  const bool sharded = shard.world_size > 1;
-  if (sharded) use_local_rank_device(*setup, env->local_rank);
+  const std::optional<DistEnv> env = join_multi_process_run(*setup);
+  const Sharding shard = env ? Sharding{env->rank, env->world_size} : Sharding{};
+  const bool sharded = env.has_value();
   const SelectedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
   const TomlValue& config = selected.stage.config;
   if (!config.contains("mine"))
@@ -122,11 +120,12 @@ int run_mine(const MineCommand& command) {
   std::unique_ptr<DistContext> dist;
   if (sharded) dist = DistContext::connect(*env, setup->device, read_dist_settings(setup->root).timeout());
   if (command.restart) {
-    if (shard.rank == 0)
+    if (shard.rank == 0) {  // the results; each rank removes its own shard folder
       for (const auto& file : {files.list(), files.summary_json(), files.summary_markdown(), files.removed_pairs(),
                                files.state()})
         fs::remove(file);
-    if (shard.rank == 0) fs::remove_all(files.images());
+      fs::remove_all(files.images());
+    }
     if (sharded) fs::remove_all(own.folder);
   } else if (finished(files)) {
     std::printf("already mined: %s (summary: %s); --restart mines again\n", files.list().c_str(),

@@ -81,11 +81,10 @@ std::string type_of(const TomlValue& config, const std::string& key) {
 class DataParallelScope {
  public:
   DataParallelScope(CommandSetup& setup, bool dry_run) {
-    const auto env = read_dist_env();
-    if (!env || env->world_size <= 1) return;
+    const auto env = join_multi_process_run(setup);
+    if (!env) return;
     if (dry_run) throw Error("--dry-run runs in a single process: start it without torchrun's RANK/WORLD_SIZE");
     run_.settings = read_dist_settings(setup.root);
-    use_local_rank_device(setup, env->local_rank);
     if (env->rank > 0 && spdlog::get_level() < spdlog::level::warn) spdlog::set_level(spdlog::level::warn);
     run_.dist = DistContext::connect(*env, setup.device, run_.settings.timeout());
     spdlog::info("data-parallel: rank {} of {} ({}, {} on {}), global batch = data.train.batch_size x {}",

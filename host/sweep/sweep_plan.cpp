@@ -103,11 +103,15 @@ std::string slug_of(const std::string& text) {
 // otherwise each value's short text, numbered by position where different values read alike.
 void label_axes(const TomlValue& sweep, std::vector<SweepAxis>& axes) {
   for (auto& axis : axes) {
-    for (const auto& value : axis.values) axis.labels.push_back(axis_value_text(value));
-    for (size_t i = 0; i < axis.values.size(); ++i)
-      for (size_t j = 0; j < axis.values.size(); ++j)
-        if (i != j && axis_value_text(axis.values[i]) == axis_value_text(axis.values[j]) &&
-            canonical_text(axis.values[i]) != canonical_text(axis.values[j])) {
+    std::vector<std::string> exact;
+    for (const auto& value : axis.values) {
+      axis.labels.push_back(axis_value_text(value));
+      exact.push_back(canonical_text(value));
+    }
+    const std::vector<std::string> texts = axis.labels;
+    for (size_t i = 0; i < texts.size(); ++i)
+      for (size_t j = 0; j < texts.size(); ++j)
+        if (texts[i] == texts[j] && exact[i] != exact[j]) {
           axis.labels[i] += "#" + std::to_string(i + 1);
           break;
         }
