@@ -2,6 +2,7 @@
 // turns every user-facing error into one clear paragraph and a non-zero exit code.
 #include "cli/commands.hpp"
 #include "config/diagnostics.hpp"
+#include "core/atomic_file.hpp"
 #include "log/logging.hpp"
 #include "data/data_error.hpp"
 #include "plugin/plugin_error.hpp"
@@ -148,6 +149,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    ignore_file_size_signal();  // a write past `ulimit -f` becomes an error naming the file
     configure_logging(log_options);
     if (plugins_app->parsed()) return run_plugins(plugins);
     if (check_app->parsed()) return run_check(check);

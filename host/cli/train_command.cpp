@@ -7,9 +7,8 @@
 #include "dist/data_parallel.hpp"
 #include "dist/dist_env.hpp"
 #include "train/assembly.hpp"
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
 
-#include <ssld/rng.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -24,11 +23,21 @@ namespace ssld::host {
 
 namespace {
 
-// The stage config's identity in checkpoints: ssld's one stable string hash (FNV-1a).
-std::string hash_text(const std::string& text) {
-  char out[17];
-  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(Rng::purpose_of(text)));
-  return out;
+// The stage config as checkpoints identify it: without the keys that cannot change what is
+// learned (loader threads and prefetch, the log cadence, [dist]'s timeouts and buckets), so a
+// resume may change those.
+TomlValue without_result_neutral_keys(TomlValue config) {
+  if (!config.is_table()) return config;
+  TomlTable& root = config.as_table();
+  root.erase("dist");
+  auto erase = [&](const char* table, std::initializer_list<const char*> keys) {
+    auto found = root.find(table);
+    if (found == root.end() || !found->second.is_table()) return;
+    for (const char* key : keys) found->second.as_table().erase(key);
+  };
+  erase("data", {"threads", "prefetch", "read_timeout_s"});
+  erase("train", {"log_every"});
+  return config;
 }
 
 struct ResultRow {
@@ -175,19 +184,19 @@ int run_train(const TrainCommand& command) {
         for (int64_t k = 0; k < source->size(); ++k) row.labels += source->label_of(k) >= 0;
     }
 
+    // A refused resume must leave config.toml as the checkpoint's run wrote it: it is written
+    // only for a fresh stage here, and after the stage finishes.
     const std::string config_text = toml::format(stage.config);
     if (main_rank) {
       std::filesystem::create_directories(folder);
-      write_file_atomically((folder / "config.toml").string(), config_text);
+      if (!checkpoint) write_file_atomically((folder / "config.toml").string(), config_text);
     }
     spdlog::info("stage {} ({} of {}): {} <- {} [{}], {} epochs into {}", stage.name, i + 1, stages.size(), row.student,
                  row.teacher.empty() ? "labels" : row.teacher, row.losses, components.settings.epochs, folder.string());
-    // [dist] (timeouts, buckets) does not change what is learned: a resume may change it.
-    TomlValue hashed = stage.config;
-    if (hashed.is_table()) hashed.as_table().erase("dist");
     Trainer trainer(components, folder, setup->device, static_cast<uint64_t>(setup->run.seed),
-                    hash_text(hashed.is_table() && !stage.config.contains("dist") ? config_text : toml::format(hashed)));
+                    toml::format(without_result_neutral_keys(stage.config)));
     const StageResult result = trainer.run(command.resume && checkpoint);
+    if (main_rank && checkpoint) write_file_atomically((folder / "config.toml").string(), config_text);
     row.result = to_json(result);
     const nlohmann::json summary = {{"stage", stage.name}, {"losses", row.losses}, {"train_images", row.images},
                                     {"labels_used", row.labels}, {"result", row.result}};

@@ -1,6 +1,9 @@
 #include "config/config_loader.hpp"
 
 #include "config/diagnostics.hpp"
+#include "core/bounded_input.hpp"
+
+#include <ssld/error.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -13,29 +16,79 @@ namespace {
 
 constexpr const char* kOverridePrefix = "--set ";
 
+// toml11 parses, and ssld walks, nested arrays, inline tables and dotted keys recursively: a
+// file nested thousands deep would exhaust the stack. Real configs nest a few levels.
+constexpr int kMaxNesting = 32;
+constexpr uint64_t kMaxConfigBytes = 16 << 20;
+
+// Refuses text whose brackets or dotted keys nest deeper than kMaxNesting, before toml11 sees
+// it. Strings and comments are skipped; the count is conservative (a float's '.' resets at ',').
+void check_nesting(const std::string& text, const std::string& name) {
+  int depth = 0, dots = 0, line = 1;
+  auto refuse = [&](const std::string& what) {
+    throw ConfigError(SourcePlace{name, line, 0}, what + " nest deeper than " + std::to_string(kMaxNesting) +
+                                                      " levels; no ssld config needs that");
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') ++line;
+    if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      const bool multi_line = text.compare(i, 3, std::string(3, c)) == 0;
+      const std::string close = multi_line ? std::string(3, c) : std::string(1, c);
+      for (i += close.size(); i < text.size() && text.compare(i, close.size(), close) != 0; ++i) {
+        if (text[i] == '\n') ++line;
+        if (c == '"' && text[i] == '\\') ++i;  // an escaped character, in basic strings only
+      }
+      i += close.size() - 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxNesting) refuse("arrays or inline tables");
+      dots = 0;
+    } else if (c == ']' || c == '}') {
+      depth = std::max(0, depth - 1);
+    } else if (c == '.') {
+      if (++dots > kMaxNesting) refuse("dotted keys or table headers");
+    } else if (c == '=' || c == ',' || c == '\n') {
+      dots = 0;
+    }
+  }
+}
+
 TomlValue parse_toml_text(const std::string& text, const std::string& name) {
+  check_nesting(text, name);
   std::istringstream stream(text);
   return toml::parse<toml::discard_comments, std::map, std::vector>(stream, name);
 }
 
 TomlValue parse_file(const fs::path& path, const SourcePlace& included_from) {
+  std::string text;
   std::error_code error;
   if (!fs::is_regular_file(path, error))
     throw ConfigError(included_from, "config file '" + path.string() + "' does not exist or is not a file");
   try {
-    return toml::parse<toml::discard_comments, std::map, std::vector>(path.string());
+    text = read_regular_file(path, kMaxConfigBytes, "config file");
+  } catch (const Error& error) {
+    throw ConfigError(included_from, error.what());
+  }
+  try {
+    return parse_toml_text(text, path.string());
   } catch (const toml::syntax_error& syntax) {
     const toml::source_location& at = syntax.location();
     std::string detail = syntax.what();
     if (detail.rfind("[error] ", 0) == 0) detail.erase(0, 8);
     throw ConfigError(SourcePlace{path.string(), static_cast<int>(at.line()), static_cast<int>(at.column())},
                       "malformed TOML: " + detail);
+  } catch (const ConfigError&) {
+    throw;
   } catch (const std::runtime_error& io) {
     throw ConfigError(included_from, "cannot read config file '" + path.string() + "': " + io.what());
   }
 }
 
 }  // namespace
+
+TomlValue parse_config_text(const std::string& text, const std::string& name) { return parse_toml_text(text, name); }
 
 void merge_config(TomlValue& base, const TomlValue& overlay) {
   if (!base.is_table() || !overlay.is_table()) {
@@ -126,6 +179,9 @@ void apply_override(TomlValue& root, const std::string& assignment) {
   if (segments.empty() || path.back() == '.' || std::find(segments.begin(), segments.end(), "") != segments.end())
     throw ConfigError(place, "malformed key path '" + path + "'");
   if (segments.front() == "base") throw ConfigError(place, "`base` can only be set in a config file");
+  if (segments.size() > kMaxNesting)
+    throw ConfigError(place, "a key path of " + std::to_string(segments.size()) + " parts; at most " +
+                                 std::to_string(kMaxNesting) + " are allowed");
 
   TomlValue* node = &root;
   std::string walked;
@@ -143,9 +199,18 @@ void apply_override(TomlValue& root, const std::string& assignment) {
       }
       TomlTable& table = node->as_table();
       if (last) {
-        const TomlValue parsed =
-            parse_toml_text("value = " + toml_basic_string(assignment.substr(equals + 1)), place.file);
-        table[segment] = parsed.at("value");
+        const std::string text = assignment.substr(equals + 1);
+        TomlValue value = parse_toml_text("value = " + toml_basic_string(text), place.file).at("value");
+        // An inline table is a table wherever it goes ("stage.0.train={epochs=1}"); other
+        // texts wait for the schema to say what they are.
+        if (!text.empty() && text.front() == '{') {
+          try {
+            TomlValue parsed = parse_toml_text("value = " + text, place.file).at("value");
+            if (parsed.is_table()) value = std::move(parsed);
+          } catch (const std::exception&) {
+          }
+        }
+        table[segment] = std::move(value);
         return;
       }
       if (table.find(segment) == table.end()) {

@@ -15,6 +15,10 @@ namespace ssld::host {
 // a malformed override. The result has no `base` key left.
 TomlValue load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
 
+// TOML text from elsewhere (a checkpoint's config, an override) parsed as a config file would be:
+// its nesting bounded first. Throws ConfigError or toml::syntax_error.
+TomlValue parse_config_text(const std::string& text, const std::string& name);
+
 // Merges `overlay` into `base`: tables key by key, the overlay winning; anything else (arrays
 // of tables too) is replaced whole. What `base = ...` and stages do.
 void merge_config(TomlValue& base, const TomlValue& overlay);

@@ -80,6 +80,14 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
     if (!root.contains(table.key)) continue;
     validate_options(root.at(table.key), table.schema, "[" + table.key + "]", {}, diagnostics);
   }
+  if (root.contains("run") && root.at("run").is_table() && root.at("run").contains("name")) {
+    const TomlValue& name = root.at("run").at("name");
+    // The run's folder is named after it: one plain folder name the filesystem accepts.
+    if (name.is_string() && (name.as_string().str.empty() || name.as_string().str.size() > 200 ||
+                             name.as_string().str.find('/') != std::string::npos ||
+                             name.as_string().str == "." || name.as_string().str == ".."))
+      diagnostics.add(SourcePlace::of(name), "[run] name must be a plain folder name of 1 to 200 bytes without '/'");
+  }
   if (root.contains("run") && root.at("run").is_table() && root.at("run").contains("device")) {
     const TomlValue& device = root.at("run").at("device");
     static const std::regex pattern("auto|cpu|cuda(:[0-9]+)?");

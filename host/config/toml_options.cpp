@@ -3,6 +3,7 @@
 #include "config/config_loader.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 namespace ssld::host {
@@ -45,11 +46,12 @@ bool read_list(const TomlValue& value, const char* element_name, Read read, std:
   return true;
 }
 
+// Every float option is finite: nan and inf (TOML allows both) would train silently wrong.
 bool read_float(const TomlValue& v, double& out) {
   if (v.is_floating()) out = v.as_floating();
   else if (v.is_integer()) out = static_cast<double>(v.as_integer());
   else return false;
-  return true;
+  return std::isfinite(out);
 }
 
 }  // namespace
@@ -72,6 +74,7 @@ bool read_option_value(const TomlValue& raw, const OptionSpec& spec, OptionValue
     case OptionType::Float: {
       double number = 0;
       if ((ok = read_float(value, number))) out = number;
+      else if (value.is_floating()) error = "must be a finite number, found " + toml::format(value);
       break;
     }
     case OptionType::String:
@@ -170,7 +173,10 @@ void validate_options(const TomlValue& table, const Schema& schema, const std::s
 }
 
 TomlOptions::TomlOptions(TomlValue table, std::shared_ptr<const Schema> schema, std::string owner)
-    : table_(std::move(table)), schema_(std::move(schema)), owner_(std::move(owner)) {}
+    : table_(std::move(table)), schema_(std::move(schema)), owner_(std::move(owner)) {
+  // Not a table ("[[stage]] train = 5"): validation reports it; the getters see the defaults.
+  if (!table_.is_table()) table_ = TomlValue(TomlTable{});
+}
 
 const OptionSpec& TomlOptions::spec(const std::string& key, std::initializer_list<OptionType> types) const {
   const OptionSpec* found = schema_->find(key);

@@ -1,6 +1,7 @@
 #include "data/data_config.hpp"
 
 #include "config/toml_options.hpp"
+#include "data/image_decode.hpp"
 
 #include <ssld/rng.hpp>
 
@@ -9,6 +10,13 @@
 #include <thread>
 
 namespace ssld::host {
+
+namespace {
+// Bounds that keep a typo from hanging a sampler or exhausting memory; far above real use.
+constexpr int64_t kMaxBatchSize = 1 << 20;
+constexpr int64_t kMaxLoaderThreads = 1024;
+constexpr int64_t kMaxPrefetch = 1024;
+}  // namespace
 
 const Schema& pipeline_schema() {
   static const Schema schema =
@@ -45,6 +53,11 @@ SourceSettings read_source_settings(const TomlValue& table, const std::string& l
                           : policy == "skip" ? BadImagePolicy::Skip
                                              : BadImagePolicy::Replace;
   settings.max_bad_fraction = options.get_float("max_bad_fraction");
+  settings.max_image_pixels = options.get_int("max_image_pixels");
+  if (settings.max_bad_fraction < 0 || settings.max_bad_fraction > 1)
+    diagnostics.add(SourcePlace::of(table.at("max_bad_fraction")), label + ": max_bad_fraction must lie in [0, 1]");
+  if (settings.max_image_pixels <= 0)
+    diagnostics.add(SourcePlace::of(table.at("max_image_pixels")), label + ": max_image_pixels must be positive");
   if (table.contains("subset")) {
     const auto subset = options.get_table("subset");
     SubsetSpec spec;
@@ -91,7 +104,9 @@ const Schema& source_host_schema() {
           .add_bool("grayscale", false, "make RGB images one channel (luma): image files always decode to RGB")
           .add_string("on_bad_image", "replace", "what to do with an unreadable image",
                       {"fail", "skip", "replace"})
-          .add_float("max_bad_fraction", 0.01, "stop the run when more of this source's images are bad");
+          .add_float("max_bad_fraction", 0.01, "stop the run when more of this source's images are bad")
+          .add_int("max_image_pixels", kDefaultMaxImagePixels,
+                   "an image whose header claims more pixels is a bad image, refused before decoding (PIL's bound)");
   return schema;
 }
 
@@ -132,7 +147,9 @@ std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const T
   pipeline->name = name;
   const TomlOptions options(table, std::make_shared<const Schema>(pipeline_schema()), "[" + prefix + "]");
   pipeline->batch_size = options.get_int("batch_size");
-  if (pipeline->batch_size <= 0) diagnostics.add(SourcePlace::of(table.at("batch_size")), "batch_size must be positive");
+  if (pipeline->batch_size <= 0 || pipeline->batch_size > kMaxBatchSize)
+    diagnostics.add(SourcePlace::of(table.contains("batch_size") ? table.at("batch_size") : table),
+                    prefix + ": batch_size must lie in [1, " + std::to_string(kMaxBatchSize) + "]");
 
   const auto sources = table_list(table, "sources");
   if (sources.empty()) diagnostics.add(SourcePlace::of(table), prefix + " needs at least one [[" + prefix + ".sources]]");
@@ -181,8 +198,19 @@ std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const T
 
   const TomlOptions data_options(data, std::make_shared<const Schema>(data_table_schema()), "[data]");
   const int64_t threads = data_options.get_int("threads");
+  const int64_t prefetch = data_options.get_int("prefetch");
+  auto data_problem = [&](const char* key, const std::string& message) {
+    diagnostics.add(SourcePlace::of(data.is_table() && data.contains(key) ? data.at(key) : data),
+                    std::string("[data] ") + key + ": " + message);
+  };
+  if (threads < 0 || threads > kMaxLoaderThreads)
+    data_problem("threads", "must lie in [0, " + std::to_string(kMaxLoaderThreads) + "] (0: one per CPU core)");
+  if (prefetch < 1 || prefetch > kMaxPrefetch)
+    data_problem("prefetch", "must lie in [1, " + std::to_string(kMaxPrefetch) + "]");
+  if (data_options.get_float("read_timeout_s") <= 0) data_problem("read_timeout_s", "must be positive");
+  if (diagnostics.items().size() != problems_before) return nullptr;
   pipeline->loader.threads = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
-  pipeline->loader.prefetch = static_cast<int>(data_options.get_int("prefetch"));
+  pipeline->loader.prefetch = static_cast<int>(prefetch);
   pipeline->loader.read_timeout_s = data_options.get_float("read_timeout_s");
   pipeline->loader.pin_memory = factory.device().is_cuda();
   return pipeline;

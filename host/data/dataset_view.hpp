@@ -22,6 +22,7 @@ struct SourceSettings {
   bool grayscale = false;  // RGB to one channel (image files decode to RGB)
   BadImagePolicy on_bad_image = BadImagePolicy::Replace;
   double max_bad_fraction = 0.01;
+  int64_t max_image_pixels = 89'478'485;  // kDefaultMaxImagePixels
 };
 
 class DatasetView : public Dataset {

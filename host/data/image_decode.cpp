@@ -8,6 +8,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 namespace ssld::host {
 
@@ -57,8 +59,51 @@ bool jpeg_size(const std::vector<uint8_t>& bytes, int& width, int& height) {
   return false;
 }
 
-at::Tensor decode_image(const std::vector<uint8_t>& bytes, int64_t reduced_min_side) {
+namespace {
+uint32_t big32(const std::vector<uint8_t>& b, size_t i) {
+  return (uint32_t{b[i]} << 24) | (uint32_t{b[i + 1]} << 16) | (uint32_t{b[i + 2]} << 8) | b[i + 3];
+}
+uint32_t little32(const std::vector<uint8_t>& b, size_t i) {
+  return uint32_t{b[i]} | (uint32_t{b[i + 1]} << 8) | (uint32_t{b[i + 2]} << 16) | (uint32_t{b[i + 3]} << 24);
+}
+}  // namespace
+
+bool image_size(const std::vector<uint8_t>& bytes, int64_t& width, int64_t& height) {
+  int w = 0, h = 0;
+  if (jpeg_size(bytes, w, h)) {
+    width = w, height = h;
+    return true;
+  }
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (bytes.size() >= 24 && std::equal(kPng, kPng + 8, bytes.begin())) {  // IHDR comes first
+    width = big32(bytes, 16), height = big32(bytes, 20);
+    return true;
+  }
+  if (bytes.size() >= 26 && bytes[0] == 'B' && bytes[1] == 'M') {  // BITMAPINFOHEADER
+    width = static_cast<int32_t>(little32(bytes, 18));
+    height = std::abs(static_cast<int64_t>(static_cast<int32_t>(little32(bytes, 22))));
+    return true;
+  }
+  if (bytes.size() >= 30 && std::equal(bytes.begin(), bytes.begin() + 4, "RIFF") &&
+      std::equal(bytes.begin() + 8, bytes.begin() + 12, "WEBP")) {
+    const std::string chunk(bytes.begin() + 12, bytes.begin() + 16);
+    if (chunk == "VP8X") {
+      width = 1 + (little32(bytes, 24) & 0xFFFFFF), height = 1 + (little32(bytes, 27) & 0xFFFFFF);
+      return true;
+    }
+  }
+  return false;
+}
+
+at::Tensor decode_image(const std::vector<uint8_t>& bytes, int64_t reduced_min_side, int64_t max_pixels) {
   if (bytes.empty()) throw DataError("is empty (0 bytes)");
+  int64_t claimed_width = 0, claimed_height = 0;
+  if (image_size(bytes, claimed_width, claimed_height) &&
+      (claimed_width < 0 || claimed_height < 0 ||
+       (claimed_height > 0 && claimed_width > max_pixels / claimed_height)))
+    throw DataError("is " + std::to_string(claimed_width) + " x " + std::to_string(claimed_height) +
+                    " pixels, more than max_image_pixels = " + std::to_string(max_pixels) +
+                    " (a decompression bomb, or raise the source's max_image_pixels)");
   if (is_jpeg(bytes) && !jpeg_complete(bytes)) throw DataError("is a truncated JPEG (no end-of-image marker)");
 
   cv::Mat decoded;

@@ -41,7 +41,7 @@ SamplePipeline::SamplePipeline(std::vector<const DatasetView*> sources, const st
 at::Tensor SamplePipeline::decode(const DatasetView& source, const Sample& sample) const {
   at::Tensor image = sample.image;
   if (!image.defined()) {
-    image = decode_image(sample.encoded, reduced_min_side_);
+    image = decode_image(sample.encoded, reduced_min_side_, source.settings().max_image_pixels);
   } else if (image.dim() != 3 || image.scalar_type() != at::kByte) {
     throw DataError("was given by " + source.settings().label + " as a tensor that is not uint8 HWC");
   }

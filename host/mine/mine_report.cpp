@@ -2,7 +2,7 @@
 
 #include "data/data_error.hpp"
 #include "data/image_decode.hpp"
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>

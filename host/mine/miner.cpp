@@ -5,7 +5,7 @@
 #include "data/loader.hpp"
 #include "mine/dedup.hpp"
 #include "train/stop_signals.hpp"
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
 
 #include <ssld/error.hpp>
 #include <ssld/rng.hpp>

@@ -1,6 +1,6 @@
 #include "sweep/sweep_manifest.hpp"
 
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
 
 #include <ssld/error.hpp>
 

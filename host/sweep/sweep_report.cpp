@@ -2,7 +2,7 @@
 
 #include "sweep/sweep_manifest.hpp"
 #include "sweep/sweep_plot.hpp"
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
 
 #include <ssld/error.hpp>
 

@@ -2,7 +2,7 @@
 
 #include "config/config_loader.hpp"
 #include "sweep/sweep_manifest.hpp"
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
 
 #include <spdlog/spdlog.h>
 

@@ -1,7 +1,8 @@
 #include "teacher_cache/soft_label_store.hpp"
 
-#include "train/teacher_guard.hpp"
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
+#include "core/json_differences.hpp"
+#include "core/tensor_digest.hpp"
 
 #include <ssld/error.hpp>
 #include <ssld/rng.hpp>
@@ -33,11 +34,7 @@ struct Header {
 };
 static_assert(sizeof(Header) == 48, "epoch file header layout");
 
-std::string hex(uint64_t value) {
-  char text[17];
-  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(value));
-  return text;
-}
+std::string hex(uint64_t value) { return digest_hex(value); }
 
 // Checksum of a record's ids and payload: catches a torn or bit-flipped record.
 uint64_t record_checksum(const at::Tensor& ids, const uint8_t* payload, size_t payload_bytes) {
@@ -141,6 +138,15 @@ EpochReader::EpochReader(const fs::path& path, uint64_t key_hash, const SoftLabe
   if (fseeko(file_, -16, SEEK_END) != 0 || !read_all(file_, &index_offset, 8) || !read_all(file_, end, 8) ||
       std::memcmp(end, kEndMagic, 8) != 0)
     throw Error(where + "is truncated (no index at its end): delete it to have it written again");
+  file_size_ = static_cast<uint64_t>(ftello(file_));
+  // The index of `steps` offsets sits right before the 16-byte trailer; nothing is sized from
+  // the header before it is checked against the bytes that are there.
+  const uint64_t index_room = file_size_ >= sizeof(Header) + 16 ? file_size_ - sizeof(Header) - 16 : 0;
+  if (header.steps < 0 || static_cast<uint64_t>(header.steps) > index_room / 8 || index_offset < sizeof(Header) ||
+      index_offset + static_cast<uint64_t>(header.steps) * 8 != file_size_ - 16)
+    throw Error(where + "has a damaged header or index (" + std::to_string(header.steps) + " steps, index at byte " +
+                std::to_string(index_offset) + " of " + std::to_string(file_size_) +
+                "): delete it to have it written again");
   offsets_.resize(static_cast<size_t>(header.steps));
   if (fseeko(file_, static_cast<off_t>(index_offset), SEEK_SET) != 0 ||
       !read_all(file_, offsets_.data(), offsets_.size() * sizeof(uint64_t)))
@@ -156,7 +162,8 @@ SoftLabelRecord EpochReader::read(int64_t step) const {
   if (step < 0 || step >= steps()) throw Error(where + "is beyond the epoch's " + std::to_string(steps()) + " steps");
   int64_t stored_step = -1, n = -1;
   if (fseeko(file_, static_cast<off_t>(offsets_[static_cast<size_t>(step)]), SEEK_SET) != 0 ||
-      !read_all(file_, &stored_step, 8) || !read_all(file_, &n, 8) || stored_step != step || n < 0)
+      !read_all(file_, &stored_step, 8) || !read_all(file_, &n, 8) || stored_step != step || n < 0 ||
+      static_cast<uint64_t>(n) > file_size_ / static_cast<uint64_t>(8 + codec_.bytes_per_sample()))
     throw Error(where + "is damaged (record header): delete the file to have it written again");
   SoftLabelRecord record;
   record.ids = at::empty({n}, at::kLong);
@@ -262,8 +269,10 @@ std::vector<int64_t> SoftLabelStore::epochs() const {
   if (!fs::is_directory(folder_, ignored)) return found;
   for (const auto& entry : fs::directory_iterator(folder_)) {
     const std::string name = entry.path().filename().string();
-    if (name.size() == 15 && name.rfind("epoch_", 0) == 0 && name.substr(11) == ".bin")
-      found.push_back(std::stoll(name.substr(6, 5)));
+    const std::string digits = name.size() == 15 ? name.substr(6, 5) : "";
+    if (name.rfind("epoch_", 0) == 0 && name.substr(11) == ".bin" && !digits.empty() &&
+        digits.find_first_not_of("0123456789") == std::string::npos)
+      found.push_back(std::stoll(digits));  // anything else in the folder is not an epoch of this store
   }
   std::sort(found.begin(), found.end());
   return found;
@@ -284,6 +293,9 @@ std::optional<nlohmann::json> SoftLabelStore::teacher_accuracy(const std::string
 
 void SoftLabelStore::save_teacher_accuracy(const std::string& val_key, const nlohmann::json& accuracy) const {
   write_key();
+  // Runs sharing the store may each add their validation set's entry at once: read-modify-write
+  // under a lock, so no entry is lost.
+  const FileLock lock(folder_ / "teacher_accuracy.json.lock");
   nlohmann::json stored = nlohmann::json::object();
   if (std::ifstream in(folder_ / "teacher_accuracy.json"); in) {
     stored = nlohmann::json::parse(in, nullptr, false);
@@ -306,26 +318,6 @@ std::vector<std::string> SoftLabelStore::other_stores() const {
     for (const auto& difference : json_differences(other, key_)) line += " " + difference + ";";
     lines.push_back(line);
   }
-  return lines;
-}
-
-std::vector<std::string> json_differences(const nlohmann::json& there, const nlohmann::json& here,
-                                          const std::string& prefix) {
-  std::vector<std::string> lines;
-  if (there.is_object() && here.is_object()) {
-    std::vector<std::string> keys;
-    for (const auto& [key, value] : there.items()) keys.push_back(key);
-    for (const auto& [key, value] : here.items())
-      if (!there.contains(key)) keys.push_back(key);
-    for (const auto& key : keys) {
-      const std::string path = prefix.empty() ? key : prefix + "." + key;
-      const nlohmann::json a = there.contains(key) ? there.at(key) : nlohmann::json("(absent)");
-      const nlohmann::json b = here.contains(key) ? here.at(key) : nlohmann::json("(absent)");
-      for (auto& line : json_differences(a, b, path)) lines.push_back(std::move(line));
-    }
-    return lines;
-  }
-  if (there != here) lines.push_back((prefix.empty() ? "(key)" : prefix) + ": " + there.dump() + " there, " + here.dump() + " here");
   return lines;
 }
 

@@ -73,6 +73,7 @@ class EpochReader {
   std::filesystem::path path_;
   const SoftLabelCodec& codec_;
   std::FILE* file_ = nullptr;
+  uint64_t file_size_ = 0;
   std::vector<uint64_t> offsets_;
 };
 
@@ -129,9 +130,5 @@ class SoftLabelStore {
   nlohmann::json key_;
   uint64_t key_hash_;
 };
-
-// "a.b: x there, y here" for every leaf where two JSON documents differ.
-std::vector<std::string> json_differences(const nlohmann::json& there, const nlohmann::json& here,
-                                          const std::string& prefix = "");
 
 }  // namespace ssld::host

@@ -3,6 +3,8 @@
 // fingerprints every tensor of Teacher::named_state() once and checks them on demand.
 #pragma once
 
+#include "core/tensor_digest.hpp"
+
 #include <ssld/model.hpp>
 
 #include <cstdint>
@@ -25,8 +27,5 @@ class TeacherGuard {
   const Teacher& teacher_;
   std::vector<std::pair<std::string, uint64_t>> fingerprints_;
 };
-
-// A 64-bit digest of a tensor's values (not its device or memory layout).
-uint64_t tensor_digest(const at::Tensor& tensor);
 
 }  // namespace ssld::host

@@ -72,7 +72,22 @@ TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostic
   if (betas.size() != 2) problem("betas", "give two values [beta1, beta2]");
   else settings.beta1 = betas[0], settings.beta2 = betas[1];
   if (settings.epochs <= 0) problem("epochs", "must be positive");
-  if (settings.lr <= 0) problem("lr", "must be positive");
+  if (settings.lr <= 0 || settings.lr > 1e4) problem("lr", "must be positive and at most 1e4");
+  if (settings.momentum < 0 || settings.momentum >= 1) problem("momentum", "must lie in [0, 1)");
+  if (settings.eps <= 0) problem("eps", "must be positive");
+  if (settings.weight_decay < 0) problem("weight_decay", "must not be negative");
+  if (settings.warmup_epochs < 0 || settings.warmup_epochs > static_cast<double>(settings.epochs))
+    problem("warmup_epochs", "must lie in [0, epochs]");
+  if (settings.min_lr < 0 || settings.min_lr > settings.lr) problem("min_lr", "must lie in [0, lr]");
+  if (settings.gamma <= 0) problem("gamma", "must be positive");
+  if (settings.clip_grad_norm < 0) problem("clip_grad_norm", "must not be negative (0: off)");
+  if (settings.max_nonfinite_steps <= 0) problem("max_nonfinite_steps", "must be positive");
+  for (const double beta : betas)
+    if (beta < 0 || beta >= 1) problem("betas", "each beta must lie in [0, 1)");
+  for (const int64_t milestone : settings.milestones)
+    if (milestone <= 0 || milestone > settings.epochs) problem("milestones", "each milestone must lie in [1, epochs]");
+  for (const double lr : settings.lr_values)
+    if (lr < 0) problem("lr_values", "must not be negative");
   if (settings.ema_decay < 0 || settings.ema_decay >= 1) problem("ema_decay", "must lie in [0, 1)");
   if (settings.eval_every <= 0) problem("eval_every", "must be positive");
   if (settings.log_every <= 0) problem("log_every", "must be positive");

@@ -1,5 +1,9 @@
 #include "train/trainer.hpp"
 
+#include "config/config_loader.hpp"
+#include "config/toml_json.hpp"
+#include "core/json_differences.hpp"
+#include "core/tensor_digest.hpp"
 #include "data/data_error.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
@@ -15,6 +19,7 @@
 #include "weights/state_dict.hpp"
 
 #include <ssld/error.hpp>
+#include <ssld/rng.hpp>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -23,7 +28,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <unistd.h>
 
@@ -33,6 +40,66 @@ namespace {
 
 double seconds_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
+}
+
+constexpr const char* kCheckpointFormat = "ssld-checkpoint-1";
+
+// A checkpoint's metadata, read field by field: a missing or mistyped field is an error naming
+// the file and the field (a damaged file, or one ssld did not write).
+class CheckpointFields {
+ public:
+  CheckpointFields(const std::map<std::string, std::string>& metadata, std::string path)
+      : metadata_(metadata), path_(std::move(path)) {}
+
+  bool has(const std::string& key) const { return metadata_.count(key) > 0; }
+  const std::string& text(const std::string& key) const {
+    auto found = metadata_.find(key);
+    if (found == metadata_.end()) fail(key, "is missing");
+    return found->second;
+  }
+  int64_t integer(const std::string& key, int64_t minimum = 0) const {
+    const std::string& value = text(key);
+    int64_t out = 0;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), out);
+    if (error != std::errc() || end != value.data() + value.size() || out < minimum)
+      fail(key, "is '" + value + "', not an integer >= " + std::to_string(minimum));
+    return out;
+  }
+  double number(const std::string& key) const {
+    const std::string& value = text(key);
+    char* end = nullptr;
+    const double out = std::strtod(value.c_str(), &end);
+    if (value.empty() || end != value.c_str() + value.size() || !std::isfinite(out))
+      fail(key, "is '" + value + "', not a finite number");
+    return out;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw Error("'" + path_ + "' is not a usable ssld checkpoint: its field '" + key + "' " + what +
+                ". Delete it and resume from an earlier copy, or start the stage over with --restart");
+  }
+  const std::map<std::string, std::string>& metadata_;
+  std::string path_;
+};
+
+// "train.lr: 0.1 then, 0.2 now" for each key of the stage config that differs from the one a
+// checkpoint was written with (its config is stored beside its hash).
+std::string config_changes(const std::string& then_text, const std::string& now_text) {
+  try {
+    const nlohmann::json then = toml_to_json(parse_config_text(then_text, "the checkpoint's config"));
+    const nlohmann::json now = toml_to_json(parse_config_text(now_text, "the current config"));
+    std::string lines;
+    for (auto line : json_differences(then, now)) {
+      const auto there = line.find(" there, ");
+      if (there != std::string::npos) line.replace(there, 8, " then, ");
+      if (line.size() >= 5 && line.compare(line.size() - 5, 5, " here") == 0) line.replace(line.size() - 5, 5, " now");
+      lines += "\n  " + line;
+    }
+    return lines;
+  } catch (const std::exception&) {
+    return "";  // an older checkpoint's config that no longer parses: the hashes still say it changed
+  }
 }
 
 }  // namespace
@@ -57,9 +124,9 @@ StageComponents::StageComponents(StageComponents&&) noexcept = default;
 StageComponents& StageComponents::operator=(StageComponents&&) noexcept = default;
 
 Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10::Device device, uint64_t seed,
-                 std::string config_hash)
+                 std::string config_text)
     : components_(components), folder_(std::move(folder)), device_(device), seed_(seed),
-      config_hash_(std::move(config_hash)) {
+      config_text_(std::move(config_text)), config_hash_(digest_hex(Rng::purpose_of(config_text_))) {
   const TrainSettings& settings = components_.settings;
   Student& student = *components_.student;
   student.to(device_);
@@ -414,7 +481,9 @@ void Trainer::save_checkpoint(int64_t epoch, int64_t next_step, const Progress& 
   for (auto& entry : optimizer_->state()) tensors.push_back(std::move(entry));
   tensors.emplace_back("rng/torch_cpu", at::detail::getDefaultCPUGenerator().get_state());
   std::map<std::string, std::string> metadata = {
-      {"format", "ssld-checkpoint-1"},
+      {"format", kCheckpointFormat},
+      {"config", config_text_},
+      {"sampler_state", components_.train->sampler->state()},
       {"epoch", std::to_string(epoch)},
       {"next_step", std::to_string(next_step)},
       {"global_step", std::to_string(progress.global_step)},
@@ -437,26 +506,31 @@ void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress)
   if (!std::filesystem::exists(path)) return;  // nothing to resume: start fresh
   const TensorFile file = read_safetensors(path);
   const auto& meta = file.metadata;
-  auto field = [&](const char* key) {
-    auto found = meta.find(key);
-    if (found == meta.end()) throw Error("'" + path + "' is not an ssld checkpoint (no '" + key + "')");
-    return found->second;
-  };
-  if (field("config_hash") != config_hash_)
+  const CheckpointFields field(meta, path);
+  if (!field.has("format") || field.text("format") != kCheckpointFormat)
+    throw Error("'" + path + "' is not an ssld checkpoint of this version (format '" +
+                (field.has("format") ? field.text("format") : std::string("none")) + "', this ssld reads '" +
+                kCheckpointFormat + "'); start the stage over with --restart");
+  if (field.text("config_hash") != config_hash_) {
+    const std::string changes = field.has("config") ? config_changes(field.text("config"), config_text_) : "";
     throw Error("refusing to resume from '" + path + "': the stage's config changed since it was written (" +
-                field("config_hash") + " then, " + config_hash_ + " now; compare with config.toml in " +
-                folder_.string() + "). Undo the change, or start a new run (another [run] name, or --restart).");
+                field.text("config_hash") + " then, " + config_hash_ + " now)" +
+                (changes.empty() ? std::string(". ") : ":" + changes + "\n") +
+                "Undo the change, or start a new run (another [run] name, or --restart). Changes of [data] threads, "
+                "prefetch or read_timeout_s, [train] log_every and [dist] do not block a resume.");
+  }
   const std::string teacher = components_.teacher ? components_.teacher->identity() : "";
-  if (field("teacher") != teacher)
-    throw Error("refusing to resume from '" + path + "': the teacher changed (" + field("teacher") + " then, " + teacher +
-                " now); its predictions would differ from the ones the student learned so far");
+  if (field.text("teacher") != teacher)
+    throw Error("refusing to resume from '" + path + "': the teacher changed (" + field.text("teacher") + " then, " +
+                teacher + " now); its predictions would differ from the ones the student learned so far");
   // The position counts steps of the global batch (batch_size x world size): an end-of-epoch
   // checkpoint resumes with any world size, a mid-epoch one only with the one that wrote it.
   const int64_t world = data_parallel_ ? data_parallel_->world_size() : 1;
-  const int64_t saved_world = meta.count("world_size") ? std::stoll(meta.at("world_size")) : 1;
-  if (std::stoll(field("next_step")) != 0 && saved_world != world)
+  const int64_t saved_world = field.has("world_size") ? field.integer("world_size", 1) : 1;
+  const int64_t saved_epoch = field.integer("epoch"), saved_step = field.integer("next_step");
+  if (saved_step != 0 && saved_world != world)
     throw Error("refusing to resume from '" + path + "': it was written mid-epoch (epoch " +
-                std::to_string(std::stoll(field("epoch")) + 1) + ", step " + field("next_step") + ") by a run of " +
+                std::to_string(saved_epoch + 1) + ", step " + std::to_string(saved_step) + ") by a run of " +
                 std::to_string(saved_world) + " process(es), and this run has " + std::to_string(world) +
                 "; its position counts steps of that run's global batch. Resume with WORLD_SIZE=" +
                 std::to_string(saved_world) + " (at least to the end of the epoch), or start over with --restart");
@@ -472,18 +546,28 @@ void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress)
   load_state_dict(*components_.student, student, path);
   optimizer_->load_state(tensors);
   if (ema_) ema_->load(tensors);
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  generator.set_state(tensors.at("rng/torch_cpu"));
-  epoch = std::stoll(field("epoch"));
-  step = std::stoll(field("next_step"));
-  progress.global_step = std::stoll(field("global_step"));
-  progress.best_top1 = std::stod(field("best_top1"));
-  progress.consecutive_nonfinite = std::stoll(field("consecutive_nonfinite"));
-  progress.images = std::stoll(field("images"));
-  progress.seconds_before = std::stod(field("seconds"));
-  result_.skipped_steps = std::stoll(field("skipped_steps"));
-  if (meta.count("overflow_steps")) result_.overflow_steps = std::stoll(meta.at("overflow_steps"));
-  scaler_->load_state(meta);
+  if (!tensors.count("rng/torch_cpu")) throw Error("'" + path + "' is not a usable ssld checkpoint: no 'rng/torch_cpu'");
+  try {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(tensors.at("rng/torch_cpu"));
+  } catch (const c10::Error& error) {
+    throw Error("'" + path + "' is not a usable ssld checkpoint: 'rng/torch_cpu' is " + error.what_without_backtrace());
+  }
+  epoch = saved_epoch;
+  step = saved_step;
+  progress.global_step = field.integer("global_step");
+  progress.best_top1 = field.number("best_top1");
+  progress.consecutive_nonfinite = field.integer("consecutive_nonfinite");
+  progress.images = field.integer("images");
+  progress.seconds_before = field.number("seconds");
+  result_.skipped_steps = field.integer("skipped_steps");
+  if (field.has("overflow_steps")) result_.overflow_steps = field.integer("overflow_steps");
+  if (field.has("sampler_state")) components_.train->sampler->load_state(field.text("sampler_state"));
+  try {
+    scaler_->load_state(meta);
+  } catch (const std::logic_error&) {  // std::stod/stoll of a damaged value
+    throw Error("'" + path + "' is not a usable ssld checkpoint: its loss-scale fields are not numbers");
+  }
   result_.best_top1 = std::max(0.0, progress.best_top1);
   spdlog::info("resuming from {} at epoch {} step {}", path, epoch + 1, step);
 }

@@ -77,12 +77,13 @@ class DataParallel;
 
 class Trainer {
  public:
-  // `folder` receives metrics, checkpoints and weights; `config_hash` and the teacher's
-  // identity are stored in checkpoints and checked on resume. Under a data-parallel run
+  // `folder` receives metrics, checkpoints and weights; `config_text` (the stage's config less
+  // what cannot change the result), its hash and the teacher's identity are stored in
+  // checkpoints and checked on resume, which names the keys that changed. Under a data-parallel run
   // (current_data_parallel_run(), set by `ssld train` from the torchrun variables) this process
   // is one rank: gradients are averaged over ranks, decisions agreed, and only rank 0 writes.
   Trainer(StageComponents& components, std::filesystem::path folder, c10::Device device, uint64_t seed,
-          std::string config_hash);
+          std::string config_text);
   ~Trainer();
 
   // Trains (resuming from folder/checkpoints/last.safetensors when `resume`); throws
@@ -116,7 +117,7 @@ class Trainer {
   std::filesystem::path folder_;
   c10::Device device_;
   uint64_t seed_;
-  std::string config_hash_;
+  std::string config_text_, config_hash_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Ema> ema_;
   std::unique_ptr<MetricsLog> metrics_;

@@ -16,15 +16,15 @@ struct TensorFile {
   std::map<std::string, std::string> metadata;  // the header's "__metadata__"
 };
 
-// Throws ssld::Error naming the file for anything unreadable or malformed.
+// Throws ssld::Error naming the file for anything unreadable or malformed: a header that is not
+// an object, ranges outside the data, overlapping, leaving gaps or misaligned for the dtype, or
+// a tensor whose bytes no longer match the checksum ssld wrote beside it (the metadata's
+// "ssld.checksums", which `metadata` does not return).
 TensorFile read_safetensors(const std::string& path);
 
-// Contiguous CPU copies of `tensors` are written; a crash leaves either the old file or the new
-// one, never a torn one.
+// Contiguous CPU copies of `tensors` are written with a checksum per tensor; a crash leaves
+// either the old file or the new one, never a torn one.
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata = {});
-
-// Writes `bytes` to `path` atomically: `path`.tmp, fsync, rename, fsync of the folder.
-void write_file_atomically(const std::string& path, const std::string& bytes);
 
 }  // namespace ssld::host

@@ -1,6 +1,6 @@
 #include "weights/torch_file.hpp"
 
-#include "weights/safetensors.hpp"
+#include "core/atomic_file.hpp"
 
 #include <ssld/error.hpp>
 
@@ -36,7 +36,31 @@ struct PyValue {
   std::variant<std::monostate, bool, int64_t, double, std::string, PyTuple, PyList, PyDict, at::Tensor, PyGlobal,
                PyOpaque>
       value;
+  ~PyValue();
 };
+
+// A pickle can nest containers as deep as it has bytes; destroying them recursively would
+// exhaust the stack. Children are moved to one worklist that the outermost destructor drains.
+PyValue::~PyValue() {
+  static thread_local std::vector<PyRef>* pending = nullptr;
+  std::vector<PyRef> children;
+  if (auto* list = std::get_if<PyList>(&value)) children = std::move(*list);
+  else if (auto* tuple = std::get_if<PyTuple>(&value)) children = std::move(tuple->items);
+  else if (auto* dict = std::get_if<PyDict>(&value))
+    for (auto& [key, item] : *dict) children.push_back(std::move(key)), children.push_back(std::move(item));
+  if (children.empty()) return;
+  if (pending != nullptr) {
+    for (auto& child : children) pending->push_back(std::move(child));
+    return;
+  }
+  pending = &children;
+  while (!children.empty()) {
+    PyRef last = std::move(children.back());
+    children.pop_back();
+    last.reset();  // may append its own children to `children`
+  }
+  pending = nullptr;
+}
 
 PyRef make(decltype(PyValue::value) value) { return std::make_shared<PyValue>(PyValue{std::move(value)}); }
 
@@ -196,6 +220,7 @@ class Unpickler {
     if (marks_.empty()) fail("no MARK");
     const size_t mark = marks_.back();
     marks_.pop_back();
+    if (mark > stack_.size()) fail("a MARK below values that were popped");
     std::vector<PyRef> items(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
     stack_.resize(mark);
     return items;
@@ -228,6 +253,7 @@ class Unpickler {
       for (const auto& v : as<PyTuple>(tuple->items[2], "a tensor's size").items) sizes.push_back(as<int64_t>(v, "size"));
       for (const auto& v : as<PyTuple>(tuple->items[3], "a tensor's stride").items)
         strides.push_back(as<int64_t>(v, "stride"));
+      check_view(sizes, strides, offset, storage.numel());
       return make(storage.as_strided(sizes, strides, offset).clone());
     }
     // _rebuild_parameter(tensor, ...); restore_type_tag(dict, "Dict[str, Tensor]") from libtorch's pickler.
@@ -235,6 +261,28 @@ class Unpickler {
         !tuple->items.empty())
       return tuple->items[0];
     return make(PyOpaque{name.empty() ? "object" : name});
+  }
+
+  // A tensor's view of its storage must stay inside it: every size, stride and the offset
+  // non-negative, and the last element's index (overflow-checked) below the storage's length.
+  void check_view(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides, int64_t offset,
+                  int64_t storage_elements) const {
+    if (sizes.size() != strides.size()) fail("a tensor with " + std::to_string(sizes.size()) + " sizes and " +
+                                             std::to_string(strides.size()) + " strides");
+    if (sizes.size() > 64) fail("a tensor with " + std::to_string(sizes.size()) + " dimensions");
+    if (offset < 0) fail("a negative storage offset");
+    int64_t last = offset, elements = 1;
+    for (size_t d = 0; d < sizes.size(); ++d) {
+      if (sizes[d] < 0 || strides[d] < 0) fail("a negative size or stride");
+      int64_t reach = 0;
+      if (__builtin_mul_overflow(sizes[d], elements, &elements) ||
+          (sizes[d] > 0 && (__builtin_mul_overflow(sizes[d] - 1, strides[d], &reach) ||
+                            __builtin_add_overflow(last, reach, &last))))
+        fail("a tensor whose size or strides overflow");
+    }
+    if (elements > 0 && last >= storage_elements)
+      fail("a tensor that reaches element " + std::to_string(last) + " of a storage of " +
+           std::to_string(storage_elements));
   }
 
   // ('storage', torch.FloatStorage, key, location, numel): the bytes are the record data/<key>.
@@ -245,10 +293,19 @@ class Unpickler {
     const at::ScalarType dtype = storage_dtype(type.name);
     const std::string key = as<std::string>(items[2], "a storage key");
     if (auto cached = storages_.find(key); cached != storages_.end()) return make(cached->second);
-    auto [bytes, size] = archive_.getRecord("data/" + key);
-    const int64_t elements = static_cast<int64_t>(size / c10::elementSize(dtype));
-    at::Tensor storage = at::empty({elements}, at::TensorOptions().dtype(dtype));
-    std::memcpy(storage.data_ptr(), bytes.get(), size);
+    const int64_t numel = as<int64_t>(items[4], "a storage's element count");
+    const std::string record = "data/" + key;
+    if (!archive_.hasRecord(record)) fail("the storage record '" + record + "' is missing from the archive");
+    const size_t element_size = c10::elementSize(dtype);
+    size_t expected = 0;
+    if (numel < 0 || __builtin_mul_overflow(static_cast<size_t>(numel), element_size, &expected))
+      fail("storage '" + key + "' claims " + std::to_string(numel) + " elements");
+    auto [bytes, size] = archive_.getRecord(record);
+    if (size != expected)
+      fail("storage '" + key + "' holds " + std::to_string(size) + " bytes, not the " + std::to_string(expected) +
+           " of its " + std::to_string(numel) + " " + type.name + " elements (a damaged or truncated file)");
+    at::Tensor storage = at::empty({numel}, at::TensorOptions().dtype(dtype));
+    if (size > 0) std::memcpy(storage.data_ptr(), bytes.get(), size);
     storages_[key] = storage;
     return make(storage);
   }
@@ -298,6 +355,9 @@ NamedTensors read_torch_file(const std::string& path) {
     root = Unpickler(static_cast<const char*>(bytes.get()), size, archive, path).run();
   } catch (const c10::Error& error) {
     throw Error("cannot read '" + path + "' as a torch.save file: " + error.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    throw Error("cannot read '" + path + "' as a torch.save file: a record claims more memory than there is (a "
+                "damaged file?)");
   }
   const auto* dict = std::get_if<PyDict>(&root->value);
   if (dict == nullptr) throw Error("'" + path + "' holds no dict (torch.save of a whole model is not supported: save its state_dict())");

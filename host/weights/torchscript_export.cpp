@@ -1,12 +1,12 @@
 #include "weights/torchscript_export.hpp"
 
+#include "core/atomic_file.hpp"
 #include "weights/state_dict.hpp"
 
 #include <ssld/error.hpp>
 
 #include <torch/script.h>
 
-#include <filesystem>
 
 namespace ssld::host {
 
@@ -22,13 +22,13 @@ void write_torchscript(const std::string& template_path, const NamedTensors& sta
   for (const auto& item : module.named_buffers(/*recurse=*/true)) targets.emplace_back(item.name, item.value);
   // The template decides the names; the student's weights are the source.
   copy_state(targets, state, "the student's weights (for template " + template_path + ")");
-  const std::string temporary = output + ".tmp";
+  AtomicFile file(output);
   try {
-    module.save(temporary);
+    module.save(file.temporary().string());
   } catch (const c10::Error& error) {
     throw Error("cannot write '" + output + "': " + error.what_without_backtrace());
   }
-  std::filesystem::rename(temporary, output);
+  file.commit();
 }
 
 }  // namespace ssld::host

@@ -9,26 +9,59 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
+#include <filesystem>
 #include <memory>
 
 namespace {
 
+// An IDX file larger than this is a damaged header or not an IDX file (ImageNet-size sets
+// are image folders, not IDX).
+constexpr uint64_t kMaxIdxBytes = uint64_t{16} << 30;
+
+uint32_t big_endian(const uint8_t* bytes) {
+  return (uint32_t{bytes[0]} << 24) | (uint32_t{bytes[1]} << 16) | (uint32_t{bytes[2]} << 8) | uint32_t{bytes[3]};
+}
+
+// Reads the header first and then exactly the bytes it describes (plus one, to notice extra
+// bytes), so neither /dev/zero nor a gzip bomb nor a lying header grows memory without bound.
 std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error))
+    throw ssld::Error("IDX file '" + path + "' does not exist or is not a regular file");
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) throw ssld::Error("cannot open IDX file '" + path + "'");
   std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(file, gzclose);
   std::vector<uint8_t> bytes;
-  std::array<uint8_t, 1 << 16> chunk;
-  int read = 0;
-  while ((read = gzread(file, chunk.data(), chunk.size())) > 0) bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + read);
-  if (read < 0) throw ssld::Error("'" + path + "' is corrupt: " + gzerror(file, &read));
+  // Appends up to `count` bytes as they arrive: memory follows the data, not the header's claim.
+  auto append = [&](uint64_t count) {
+    std::array<uint8_t, 1 << 16> chunk;
+    while (count > 0) {
+      const int got = gzread(file, chunk.data(), static_cast<unsigned>(std::min<uint64_t>(count, chunk.size())));
+      if (got < 0) {
+        int code = 0;
+        throw ssld::Error("'" + path + "' is corrupt: " + gzerror(file, &code));
+      }
+      if (got == 0) return;
+      bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + got);
+      count -= static_cast<uint64_t>(got);
+    }
+  };
+  append(4);
+  if (bytes.size() != 4) throw ssld::Error("'" + path + "' is too short for an IDX header");
+  const uint64_t header = 4 + 4 * uint64_t{bytes[3]};
+  append(header - 4);
+  if (bytes.size() != header) throw ssld::Error("'" + path + "' is truncated in its header");
+  uint64_t elements = 1;
+  for (size_t d = 0; d < bytes[3]; ++d)
+    if (__builtin_mul_overflow(elements, uint64_t{big_endian(bytes.data() + 4 + 4 * d)}, &elements)) elements = ~uint64_t{0};
+  uint64_t total = 0;
+  if (__builtin_add_overflow(header, elements, &total) || total > kMaxIdxBytes)
+    throw ssld::Error("'" + path + "' has a header describing more than " + std::to_string(kMaxIdxBytes >> 30) +
+                      " GiB of data: a damaged file, or not IDX");
+  append(total + 1 - header);  // one more than described: idx_shape() reports extra bytes
   return bytes;
-}
-
-uint32_t big_endian(const std::vector<uint8_t>& bytes, size_t offset) {
-  return (uint32_t{bytes[offset]} << 24) | (uint32_t{bytes[offset + 1]} << 16) | (uint32_t{bytes[offset + 2]} << 8) |
-         uint32_t{bytes[offset + 3]};
 }
 
 // Parses an IDX header: magic 0x00 0x00 0x08 (unsigned byte) and the number of dimensions.
@@ -42,10 +75,10 @@ std::vector<int64_t> idx_shape(const std::vector<uint8_t>& bytes, const std::str
   std::vector<int64_t> shape;
   int64_t elements = 1;
   for (int d = 0; d < dims; ++d) {
-    shape.push_back(big_endian(bytes, 4 + 4 * d));
+    shape.push_back(big_endian(bytes.data() + 4 + 4 * d));
     elements *= shape.back();
   }
-  if (bytes.size() != 4 + 4 * static_cast<size_t>(dims) + static_cast<size_t>(elements))
+  if (bytes.size() != 4 + 4 * static_cast<uint64_t>(dims) + static_cast<uint64_t>(elements))
     throw ssld::Error("'" + path + "' holds " + std::to_string(bytes.size()) + " bytes, but its header describes " +
                       std::to_string(4 + 4 * dims + elements));
   return shape;

@@ -21,6 +21,8 @@ struct ImageFile {
   int64_t label = -1;
 };
 
+constexpr uintmax_t kMaxImageFileBytes = uintmax_t{1} << 30;
+
 // The shared part of both datasets: a root folder and a list of files under it.
 class ImageFiles : public ssld::Dataset {
  public:
@@ -31,9 +33,18 @@ class ImageFiles : public ssld::Dataset {
     sample.origin = (root_ / file.relative).string();
     sample.label = file.label;
     sample.id = ssld::Rng::purpose_of(file.relative);
+    // Only regular files of a sane size are read: a listed FIFO or device would hang or grow
+    // without bound. What fails here is a bad image (on_bad_image decides), not a crash.
+    std::error_code error;
+    if (!fs::is_regular_file(sample.origin, error)) throw ssld::Error("'" + sample.origin + "' is not a regular file");
+    const uintmax_t bytes = fs::file_size(sample.origin, error);
+    if (error || bytes > kMaxImageFileBytes)
+      throw ssld::Error("'" + sample.origin + "' is " + std::to_string(bytes) + " bytes, more than an image file may have");
     std::ifstream in(sample.origin, std::ios::binary);
     if (!in) throw ssld::Error("cannot open '" + sample.origin + "'");
-    sample.encoded.assign(std::istreambuf_iterator<char>(in), {});
+    sample.encoded.resize(static_cast<size_t>(bytes));
+    in.read(reinterpret_cast<char*>(sample.encoded.data()), static_cast<std::streamsize>(bytes));
+    sample.encoded.resize(static_cast<size_t>(in.gcount()));
     return sample;
   }
   int64_t label_of(int64_t index) const override { return files_.at(static_cast<size_t>(index)).label; }

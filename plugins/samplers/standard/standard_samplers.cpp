@@ -164,7 +164,8 @@ class MixedSampler : public ssld::Sampler {
       : fractions_(options.get_float_list("fractions")), epoch_source_(options.get_int("epoch_source")) {
     double total = 0;
     for (double fraction : fractions_) {
-      if (fraction < 0) throw ssld::option_error(options, "fractions", "fractions must be non-negative");
+      if (!(fraction >= 0) || !std::isfinite(fraction))
+        throw ssld::option_error(options, "fractions", "fractions must be finite and non-negative");
       total += fraction;
     }
     if (fractions_.empty() || std::abs(total - 1.0) > 1e-6)
