@@ -19,6 +19,7 @@ class PluginHost {
     plugins_.load(SSLD_BUILTIN_PLUGIN_DIR);
     plugins_.load(std::string(SSLD_TEST_PLUGIN_ROOT) + "/stalling_dataset");
     plugins_.load(std::string(SSLD_TEST_PLUGIN_ROOT) + "/faulty_teacher");
+    plugins_.load(std::string(SSLD_TEST_PLUGIN_ROOT) + "/entropy_sampler");
   }
 
   // The config text is written to a file in `dir` first, so relative paths and places work.

@@ -4,10 +4,11 @@
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "components/component_factory.hpp"
+#include "config/config_loader.hpp"
+#include "core/atomic_file.hpp"
 #include "dist/data_parallel.hpp"
 #include "dist/dist_env.hpp"
 #include "train/assembly.hpp"
-#include "core/atomic_file.hpp"
 
 
 #include <nlohmann/json.hpp>
@@ -26,8 +27,20 @@ namespace {
 // The stage config as checkpoints identify it: without the keys that cannot change what is
 // learned (loader threads and prefetch, the log cadence, [dist]'s timeouts and buckets), so a
 // resume may change those.
+// --set values are kept as their text until validation; the identity uses the values they
+// spell, so `--set train.lr=0.05` and `lr = 0.05` in the file are the same config.
+void parse_override_texts(TomlValue& value) {
+  TomlValue parsed;
+  if (is_override_text(value) && parse_override_text(value, parsed)) value = parsed;
+  if (value.is_array())
+    for (auto& item : value.as_array()) parse_override_texts(item);
+  else if (value.is_table())
+    for (auto& [key, item] : value.as_table()) parse_override_texts(item);
+}
+
 TomlValue without_result_neutral_keys(TomlValue config) {
   if (!config.is_table()) return config;
+  parse_override_texts(config);
   TomlTable& root = config.as_table();
   root.erase("dist");
   auto erase = [&](const char* table, std::initializer_list<const char*> keys) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 namespace ssld::host {
 namespace fs = std::filesystem;
@@ -69,7 +70,12 @@ bool read_option_value(const TomlValue& raw, const OptionSpec& spec, OptionValue
       if ((ok = value.is_boolean())) out = value.as_boolean();
       break;
     case OptionType::Int:
-      if ((ok = value.is_integer())) out = static_cast<int64_t>(value.as_integer());
+      // toml11 saturates an integer beyond 64 bits to the extreme values: refuse both.
+      if ((ok = value.is_integer() && value.as_integer() != std::numeric_limits<int64_t>::max() &&
+                value.as_integer() != std::numeric_limits<int64_t>::min()))
+        out = static_cast<int64_t>(value.as_integer());
+      else if (value.is_integer())
+        error = "must lie strictly between -2^63 and 2^63 - 1 (a larger integer saturates)";
       break;
     case OptionType::Float: {
       double number = 0;

@@ -1,8 +1,8 @@
 #include "mine/mine_report.hpp"
 
+#include "core/atomic_file.hpp"
 #include "data/data_error.hpp"
 #include "data/image_decode.hpp"
-#include "core/atomic_file.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>

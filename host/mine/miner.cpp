@@ -1,11 +1,11 @@
 #include "mine/miner.hpp"
 
+#include "core/atomic_file.hpp"
 #include "data/data_error.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
 #include "mine/dedup.hpp"
 #include "train/stop_signals.hpp"
-#include "core/atomic_file.hpp"
 
 #include <ssld/error.hpp>
 #include <ssld/rng.hpp>

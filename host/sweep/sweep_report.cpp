@@ -1,8 +1,8 @@
 #include "sweep/sweep_report.hpp"
 
+#include "core/atomic_file.hpp"
 #include "sweep/sweep_manifest.hpp"
 #include "sweep/sweep_plot.hpp"
-#include "core/atomic_file.hpp"
 
 #include <ssld/error.hpp>
 

@@ -1,8 +1,8 @@
 #include "sweep/sweep_runner.hpp"
 
 #include "config/config_loader.hpp"
-#include "sweep/sweep_manifest.hpp"
 #include "core/atomic_file.hpp"
+#include "sweep/sweep_manifest.hpp"
 
 #include <spdlog/spdlog.h>
 

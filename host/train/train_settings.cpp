@@ -72,7 +72,7 @@ TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostic
   if (betas.size() != 2) problem("betas", "give two values [beta1, beta2]");
   else settings.beta1 = betas[0], settings.beta2 = betas[1];
   if (settings.epochs <= 0) problem("epochs", "must be positive");
-  if (settings.lr <= 0 || settings.lr > 1e4) problem("lr", "must be positive and at most 1e4");
+  if (settings.lr <= 0) problem("lr", "must be positive");
   if (settings.momentum < 0 || settings.momentum >= 1) problem("momentum", "must lie in [0, 1)");
   if (settings.eps <= 0) problem("eps", "must be positive");
   if (settings.weight_decay < 0) problem("weight_decay", "must not be negative");

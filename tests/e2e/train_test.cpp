@@ -192,6 +192,12 @@ TEST(Train, ResumeRefusesAChangedConfig) {
   EXPECT_EQ(changed.exit_code, 2);
   EXPECT_NE(changed.err.find("refusing to resume"), std::string::npos) << changed.err;
   EXPECT_NE(changed.err.find("config changed"), std::string::npos) << changed.err;
+  EXPECT_NE(changed.err.find("train.lr: 0.05 then, 0.01 now"), std::string::npos) << changed.err;
+  const std::string kept = ssld::test::read_file(dir / "runs" / "t" / "main" / "config.toml");
+  EXPECT_NE(kept.find("lr = 0.05"), std::string::npos) << "a refused resume must keep the run's config.toml";
+  // What cannot change the result does not block: the log cadence and the loader's threads.
+  const RunResult resumed = train(dir, {"--resume", "--set", "train.log_every=7", "--set", "data.threads=2"});
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
 }
 
 TEST(Train, DivergingRunSkipsNonFiniteStepsThenStops) {

@@ -178,3 +178,24 @@ TEST(LossScaler, GrowsAfterTheIntervalHalvesOnOverflowAndUnscales) {
   off.update(false);
   EXPECT_EQ(off.scale(), 1.0);
 }
+
+namespace {
+std::string entropy_sampler_stage(int epochs) {
+  return ssld::test::fmnist_data_tables({256, 64, true, false, 0, 0}) +
+         "[data.train.sampler]\ntype = \"test_entropy_order\"\n"
+         "[student]\ntype = \"small_cnn\"\nwidth = 4\ndepth = 2\n[[loss]]\ntype = \"ce\"\n[train]\nepochs = " +
+         std::to_string(epochs) + "\nlr = 0.1\n";
+}
+}  // namespace
+
+TEST(Trainer, ACheckpointKeepsTheSamplersStateAndAResumeRestoresIt) {
+  PluginHost host;
+  auto first = host.stage(entropy_sampler_stage(1));
+  ssld::host::Trainer(first, host.dir() / "run", c10::Device(c10::kCPU), 0, "test").run(false);
+  const std::string saved = first.train->sampler->state();
+
+  auto second = host.stage(entropy_sampler_stage(2));  // the resume trains the second epoch
+  ASSERT_NE(second.train->sampler->state(), saved);    // a fresh draw from std::random_device
+  ssld::host::Trainer(second, host.dir() / "run", c10::Device(c10::kCPU), 0, "test").run(true);
+  EXPECT_EQ(second.train->sampler->state(), saved);
+}
