@@ -76,9 +76,8 @@ TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostic
   if (settings.momentum < 0 || settings.momentum >= 1) problem("momentum", "must lie in [0, 1)");
   if (settings.eps <= 0) problem("eps", "must be positive");
   if (settings.weight_decay < 0) problem("weight_decay", "must not be negative");
-  if (settings.warmup_epochs < 0 || settings.warmup_epochs > static_cast<double>(settings.epochs))
-    problem("warmup_epochs", "must lie in [0, epochs]");
-  if (settings.min_lr < 0 || settings.min_lr > settings.lr) problem("min_lr", "must lie in [0, lr]");
+  if (settings.warmup_epochs < 0) problem("warmup_epochs", "must not be negative");
+  if (settings.min_lr < 0) problem("min_lr", "must not be negative");
   if (settings.gamma <= 0) problem("gamma", "must be positive");
   if (settings.clip_grad_norm < 0) problem("clip_grad_norm", "must not be negative (0: off)");
   if (settings.max_nonfinite_steps <= 0) problem("max_nonfinite_steps", "must be positive");

@@ -71,6 +71,18 @@ TEST(IdxDataset, MismatchedLabelsAndBadFilesAreReported) {
   const auto junk = host.pipeline_problems("[[data.train.sources]]\ntype = \"idx\"\nimages = \"junk.idx\"\n");
   ASSERT_EQ(junk.size(), 1u);
   EXPECT_NE(junk[0].find("junk.idx' is not an IDX file"), std::string::npos) << junk[0];
+
+  // Read by the header, never past what it describes: a device, a lying header, missing data.
+  auto problem_of = [&](const std::string& images) {
+    const auto found = host.pipeline_problems("[[data.train.sources]]\ntype = \"idx\"\nimages = \"" + images + "\"\n");
+    return found.empty() ? std::string("(no problem)") : found[0];
+  };
+  EXPECT_NE(problem_of("/dev/zero").find("not a regular file"), std::string::npos);
+  host.dir().write("huge.idx", std::string("\0\0\x08\x03", 4) + std::string(12, '\xff'));
+  EXPECT_NE(problem_of("huge.idx").find("more than 16 GiB"), std::string::npos) << problem_of("huge.idx");
+  host.dir().write("short.idx", std::string("\0\0\x08\x03\0\0\0\x02\0\0\0\x1c\0\0\0\x1c", 16) + std::string(100, 'x'));
+  EXPECT_NE(problem_of("short.idx").find("holds 116 bytes, but its header describes 1584"), std::string::npos)
+      << problem_of("short.idx");
 }
 
 TEST(DatasetOptions, SubsetRangeFractionAndSeededSplit) {

@@ -49,7 +49,8 @@ std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
     }
   };
   append(4);
-  if (bytes.size() != 4) throw ssld::Error("'" + path + "' is too short for an IDX header");
+  if (bytes.size() != 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08)
+    throw ssld::Error("'" + path + "' is not an IDX file of unsigned bytes (bad magic number)");
   const uint64_t header = 4 + 4 * uint64_t{bytes[3]};
   append(header - 4);
   if (bytes.size() != header) throw ssld::Error("'" + path + "' is truncated in its header");
