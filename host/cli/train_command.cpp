@@ -24,9 +24,6 @@ namespace ssld::host {
 
 namespace {
 
-// The stage config as checkpoints identify it: without the keys that cannot change what is
-// learned (loader threads and prefetch, the log cadence, [dist]'s timeouts and buckets), so a
-// resume may change those.
 // --set values are kept as their text until validation; the identity uses the values they
 // spell, so `--set train.lr=0.05` and `lr = 0.05` in the file are the same config.
 void parse_override_texts(TomlValue& value) {
@@ -38,6 +35,9 @@ void parse_override_texts(TomlValue& value) {
     for (auto& [key, item] : value.as_table()) parse_override_texts(item);
 }
 
+// The stage config as checkpoints identify it: without the keys that cannot change what is
+// learned (loader threads and prefetch, the log and checkpoint cadence, [dist]'s timeouts and
+// buckets), so a resume may change those.
 TomlValue without_result_neutral_keys(TomlValue config) {
   if (!config.is_table()) return config;
   parse_override_texts(config);
@@ -49,7 +49,7 @@ TomlValue without_result_neutral_keys(TomlValue config) {
     for (const char* key : keys) found->second.as_table().erase(key);
   };
   erase("data", {"threads", "prefetch", "read_timeout_s"});
-  erase("train", {"log_every"});
+  erase("train", {"log_every", "checkpoint_every_steps"});
   return config;
 }
 

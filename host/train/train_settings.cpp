@@ -27,6 +27,9 @@ const Schema& train_table_schema() {
           .add_float("ema_decay", 0.0, "keep an exponential moving average of the weights (e.g. 0.999; 0: off)")
           .add_int("eval_every", 1, "evaluate on data.val every this many epochs (and after the last)")
           .add_int("log_every", 50, "log a line (or refresh the progress bar) every this many steps")
+          .add_int("checkpoint_every_steps", 0,
+                   "also write the checkpoint every this many steps within an epoch (0: at epoch ends and on a stop "
+                   "signal only); a crash then loses at most this many steps")
           .add_int("max_nonfinite_steps", 20, "stop after this many consecutive steps with non-finite loss or gradients")
           .add_string("precision", "fp32",
                       "student arithmetic on CUDA: autocast to bf16, or to fp16 with dynamic loss scaling (fp32 elsewhere)",
@@ -60,6 +63,7 @@ TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostic
   settings.ema_decay = options.get_float("ema_decay");
   settings.eval_every = options.get_int("eval_every");
   settings.log_every = options.get_int("log_every");
+  settings.checkpoint_every_steps = options.get_int("checkpoint_every_steps");
   settings.max_nonfinite_steps = options.get_int("max_nonfinite_steps");
   settings.precision = options.get_string("precision");
   settings.loss_scale = options.get_float("loss_scale");
@@ -90,6 +94,7 @@ TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostic
   if (settings.ema_decay < 0 || settings.ema_decay >= 1) problem("ema_decay", "must lie in [0, 1)");
   if (settings.eval_every <= 0) problem("eval_every", "must be positive");
   if (settings.log_every <= 0) problem("log_every", "must be positive");
+  if (settings.checkpoint_every_steps < 0) problem("checkpoint_every_steps", "must not be negative (0: off)");
   if (settings.loss_scale <= 0) problem("loss_scale", "must be positive");
   if (settings.loss_scale_growth_interval <= 0) problem("loss_scale_growth_interval", "must be positive");
   if (settings.schedule == "piecewise" && settings.lr_values.size() != settings.milestones.size())

@@ -31,6 +31,7 @@ struct TrainSettings {
   double ema_decay = 0.0;            // 0: no EMA
   int64_t eval_every = 1;            // epochs
   int64_t log_every = 50;            // steps
+  int64_t checkpoint_every_steps = 0;  // 0: epoch ends and stop signals only
   int64_t max_nonfinite_steps = 20;  // consecutive skipped steps before the run stops
   std::string precision = "fp32";    // fp32 | bf16 | fp16 (CUDA autocast; fp32 on other devices)
   double loss_scale = 65536.0;       // fp16: initial dynamic loss scale

@@ -426,6 +426,13 @@ bool Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
       loader.stop();
       break;
     }
+    // Mid-epoch checkpoints bound what a crash (kill -9, a lost node) costs; the epoch's end
+    // writes its own. Every rank reaches this at the same step, so the buffer sync is collective.
+    if (settings.checkpoint_every_steps > 0 && max_steps < 0 && host_batch->step + 1 < steps &&
+        (host_batch->step + 1) % settings.checkpoint_every_steps == 0) {
+      sync_replicas();
+      save_checkpoint(epoch, host_batch->step + 1, progress);
+    }
   }
   display.finish();
   return false;
@@ -517,7 +524,7 @@ void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress)
                 field.text("config_hash") + " then, " + config_hash_ + " now)" +
                 (changes.empty() ? std::string(". ") : ":" + changes + "\n") +
                 "Undo the change, or start a new run (another [run] name, or --restart). Changes of [data] threads, "
-                "prefetch or read_timeout_s, [train] log_every and [dist] do not block a resume.");
+                "prefetch or read_timeout_s, [train] log_every or checkpoint_every_steps and [dist] do not block a resume.");
   }
   const std::string teacher = components_.teacher ? components_.teacher->identity() : "";
   if (field.text("teacher") != teacher)

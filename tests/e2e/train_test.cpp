@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <random>
 #include <csignal>
 #include <fstream>
+#include <iostream>
 #include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -182,6 +184,51 @@ TEST(Train, InterruptedAndResumedEqualsUninterrupted) {
   EXPECT_EQ(ssld::test::read_file(straight / "runs" / "t" / "main" / "student.safetensors"),
             ssld::test::read_file(interrupted / "runs" / "t" / "main" / "student.safetensors"))
       << "resumed weights differ from the uninterrupted run's";
+}
+
+// kill -9 at random moments, each time resuming, until the run finishes (in new rounds until
+// at least 20 kills landed): the final weights equal the uninterrupted run's every time.
+TEST(Train, KilledAtRandomMomentsAndResumedEqualsUninterrupted) {
+  const std::string config = small_config("checkpoint_every_steps = 4\n");
+  TempDir straight;
+  straight.write("c.toml", config);
+  ASSERT_EQ(train(straight).exit_code, 0);
+  const std::string expected = ssld::test::read_file(straight / "runs" / "t" / "main" / "student.safetensors");
+
+  std::mt19937 random(20261202);
+  std::uniform_int_distribution<int> delay_ms(300, 2500);
+  int kills = 0;
+  for (int round = 0; kills < 20 && round < 10; ++round) {
+    TempDir dir;
+    dir.write("c.toml", config);
+    const auto summary_file = dir / "runs" / "t" / "main" / "summary.json";
+    for (int attempt = 0; attempt < 60 && !std::filesystem::exists(summary_file); ++attempt) {
+      const pid_t child = fork();
+      if (child == 0) {
+        const std::string path = (dir / "c.toml").string();
+        if (!std::freopen("/dev/null", "w", stdout)) _exit(126);  // the results table of each finished try
+        execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", path.c_str(), "--resume", static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(random));
+      int status = 0;
+      pid_t done = 0;
+      while ((done = waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (done == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+        ++kills;
+      } else {
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a resumed run failed after " << kills << " kills";
+      }
+    }
+    ASSERT_TRUE(std::filesystem::exists(summary_file));
+    EXPECT_EQ(ssld::test::read_file(dir / "runs" / "t" / "main" / "student.safetensors"), expected)
+        << "round " << round << ": weights after kill -9 and --resume differ from the uninterrupted run's";
+  }
+  EXPECT_GE(kills, 20);
+  std::cout << kills << " kill -9 survived, every round bit-identical\n";
 }
 
 TEST(Train, ResumeRefusesAChangedConfig) {
