@@ -296,6 +296,56 @@ TEST(Train, TorchScriptStudentTrainsAndGoesBackToPython) {
 // [teacher_cache]: soft labels stored by one run and read by the next train the same student,
 // bit for bit, as the teacher running online; `ssld cache-teacher` fills a store ahead; a
 // store of another teacher is refused in read mode, naming what differs.
+// Two runs fill one teacher-cache key at the same moment (key.json, the epoch files, the
+// teacher accuracy beside them), 20 times: neither fails and both train the online run's student.
+TEST(Train, TwoRunsFillingOneTeacherCacheKeyAtOnceBothSucceed) {
+  TempDir dir;
+  dir.write("c.toml", small_config());
+  ASSERT_EQ(train(dir, {"--set", "train.epochs=1"}).exit_code, 0);
+  std::filesystem::copy_file(dir / "runs" / "t" / "main" / "student.safetensors", dir / "teacher.safetensors");
+  const std::string distill = "[teacher]\ntype = \"checkpoint\"\nweights = \"teacher.safetensors\"\n"
+                              "student = { type = \"small_cnn\", width = 8, depth = 2 }\n";
+  auto named = [](std::string config, const std::string& name) {
+    return config.replace(config.find("name = \"t\""), 10, "name = \"" + name + "\"");
+  };
+  const std::vector<std::string> settings = {"--set", "loss.0.type=ssld", "--set", "train.epochs=1"};
+  dir.write("online.toml", named(small_config(distill), "online"));
+  std::vector<std::string> online = {"-q", "train", (dir / "online.toml").string()};
+  online.insert(online.end(), settings.begin(), settings.end());
+  ASSERT_EQ(ssld::test::run_program(kSsld, online).exit_code, 0);
+  const std::string expected = ssld::test::read_file(dir / "runs" / "online" / "main" / "student.safetensors");
+
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::string store = "store" + std::to_string(trial);
+    std::vector<pid_t> children;
+    for (const std::string name : {"a", "b"}) {
+      const auto config = dir.write(name + std::to_string(trial) + ".toml",
+                                    named(small_config(distill + "[teacher_cache]\nstore = \"" + store + "\"\n"),
+                                          name + std::to_string(trial)));
+      const pid_t child = fork();
+      if (child == 0) {
+        if (!std::freopen("/dev/null", "w", stdout)) _exit(126);
+        execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), "--set", "loss.0.type=ssld", "--set",
+              "train.epochs=1", static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      children.push_back(child);
+    }
+    for (const pid_t child : children) {
+      int status = 0;
+      waitpid(child, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "trial " << trial << ": a run failed";
+    }
+    for (const std::string name : {"a", "b"})
+      EXPECT_EQ(ssld::test::read_file(dir / "runs" / (name + std::to_string(trial)) / "main" / "student.safetensors"),
+                expected)
+          << "trial " << trial << ", run " << name;
+    std::vector<std::filesystem::path> keys(std::filesystem::directory_iterator(dir / store), {});
+    ASSERT_EQ(keys.size(), 1u);
+    EXPECT_TRUE(std::filesystem::exists(keys[0] / "epoch_00000.bin"));
+  }
+}
+
 TEST(Train, TeacherCacheTrainsBitIdenticalStudentsAndRefusesAnotherTeachersStore) {
   TempDir dir;
   dir.write("c.toml", small_config());
