@@ -34,6 +34,7 @@ class ComponentFactory {
 
   c10::Device device() const { return device_; }
   uint64_t seed() const { return seed_; }
+  const ComponentRegistry& registry() const { return registry_; }
 
  private:
   const ComponentRegistry& registry_;

@@ -80,6 +80,7 @@ void validate_host_tables(const TomlValue& root, Diagnostics& diagnostics) {
     if (!root.contains(table.key)) continue;
     validate_options(root.at(table.key), table.schema, "[" + table.key + "]", {}, diagnostics);
   }
+  if (root.contains("data")) check_data_table(root.at("data"), diagnostics);
   if (root.contains("run") && root.at("run").is_table() && root.at("run").contains("name")) {
     const TomlValue& name = root.at("run").at("name");
     // The run's folder is named after it: one plain folder name the filesystem accepts.

@@ -12,6 +12,13 @@
 namespace ssld::host {
 
 namespace {
+// An augmentation's random stream, keyed by its place in the config (pipeline, list, position,
+// type) and never by a message's wording: the same text as its label today, by construction
+// here so a reworded label cannot change what is drawn.
+uint64_t random_stream(const std::string& pipeline, const char* list, size_t position, const std::string& type) {
+  return Rng::purpose_of(pipeline + "." + list + "[" + std::to_string(position) + "] (" + type + ")");
+}
+
 // Bounds that keep a typo from hanging a sampler or exhausting memory; far above real use.
 constexpr int64_t kMaxBatchSize = 1 << 20;
 constexpr int64_t kMaxLoaderThreads = 1024;
@@ -122,6 +129,21 @@ const Schema& data_table_schema() {
   return schema;
 }
 
+void check_data_table(const TomlValue& data, Diagnostics& diagnostics) {
+  Diagnostics schema_problems;
+  validate_options(data, data_table_schema(), "[data]", {}, schema_problems);
+  if (!schema_problems.empty()) return;  // validate_host_tables reports those
+  const TomlOptions options(data, std::make_shared<const Schema>(data_table_schema()), "[data]");
+  auto problem = [&](const char* key, const std::string& message) {
+    diagnostics.add(SourcePlace::of(data.contains(key) ? data.at(key) : data), std::string("[data] ") + key + ": " + message);
+  };
+  const int64_t threads = options.get_int("threads"), prefetch = options.get_int("prefetch");
+  if (threads < 0 || threads > kMaxLoaderThreads)
+    problem("threads", "must lie in [0, " + std::to_string(kMaxLoaderThreads) + "] (0: one per CPU core)");
+  if (prefetch < 1 || prefetch > kMaxPrefetch) problem("prefetch", "must lie in [1, " + std::to_string(kMaxPrefetch) + "]");
+  if (options.get_float("read_timeout_s") <= 0) problem("read_timeout_s", "must be positive");
+}
+
 int64_t DataPipeline::num_classes() const {
   int64_t classes = 0;
   for (const auto& source : sources) classes = std::max(classes, source->num_classes());
@@ -170,13 +192,15 @@ std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const T
   for (size_t i = 0; i < augmentations.size(); ++i) {
     const std::string label = prefix + ".augment[" + std::to_string(i) + "] (" + type_of(augmentations[i]) + ")";
     if (auto made = create_as<Augmentation>(factory, augmentations[i], label, Schema(), diagnostics))
-      pipeline->augmentations.push_back(AugmentationStep{std::move(made), label, Rng::purpose_of(label)});
+      pipeline->augmentations.push_back(AugmentationStep{
+          std::move(made), label, random_stream(prefix, "augment", i, type_of(augmentations[i]))});
   }
   const auto batch_augmentations = table_list(table, "batch_augment");
   for (size_t i = 0; i < batch_augmentations.size(); ++i) {
     const std::string label = prefix + ".batch_augment[" + std::to_string(i) + "] (" + type_of(batch_augmentations[i]) + ")";
     if (auto made = create_as<BatchAugmentation>(factory, batch_augmentations[i], label, Schema(), diagnostics))
-      pipeline->batch_augmentations.push_back(BatchAugmentationStep{std::move(made), label, Rng::purpose_of(label)});
+      pipeline->batch_augmentations.push_back(BatchAugmentationStep{
+          std::move(made), label, random_stream(prefix, "batch_augment", i, type_of(batch_augmentations[i]))});
   }
   if (diagnostics.items().size() != problems_before) return nullptr;
 
@@ -196,19 +220,13 @@ std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const T
   pipeline->samples = std::make_unique<SamplePipeline>(source_views, pipeline->augmentations, factory.seed(),
                                                        options.get_int("reduced_decode_min_side"));
 
-  const TomlOptions data_options(data, std::make_shared<const Schema>(data_table_schema()), "[data]");
+  Diagnostics data_schema_problems;  // reported by validate_host_tables; the defaults stand in here
+  validate_options(data, data_table_schema(), "[data]", {}, data_schema_problems);
+  const TomlOptions data_options(data_schema_problems.empty() ? data : TomlValue(TomlTable{}),
+                                 std::make_shared<const Schema>(data_table_schema()), "[data]");
   const int64_t threads = data_options.get_int("threads");
   const int64_t prefetch = data_options.get_int("prefetch");
-  auto data_problem = [&](const char* key, const std::string& message) {
-    diagnostics.add(SourcePlace::of(data.is_table() && data.contains(key) ? data.at(key) : data),
-                    std::string("[data] ") + key + ": " + message);
-  };
-  if (threads < 0 || threads > kMaxLoaderThreads)
-    data_problem("threads", "must lie in [0, " + std::to_string(kMaxLoaderThreads) + "] (0: one per CPU core)");
-  if (prefetch < 1 || prefetch > kMaxPrefetch)
-    data_problem("prefetch", "must lie in [1, " + std::to_string(kMaxPrefetch) + "]");
-  if (data_options.get_float("read_timeout_s") <= 0) data_problem("read_timeout_s", "must be positive");
-  if (diagnostics.items().size() != problems_before) return nullptr;
+  if (threads < 0 || threads > kMaxLoaderThreads || prefetch < 1 || prefetch > kMaxPrefetch) return nullptr;
   pipeline->loader.threads = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
   pipeline->loader.prefetch = static_cast<int>(prefetch);
   pipeline->loader.read_timeout_s = data_options.get_float("read_timeout_s");

@@ -70,4 +70,8 @@ std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const T
                                                   const std::string& prefix, const ComponentFactory& factory,
                                                   Sharding sharding, Diagnostics& diagnostics);
 
+// The ranges of the [data] table's own settings (threads, prefetch, read_timeout_s); called by
+// validate_host_tables once the table fits its schema.
+void check_data_table(const TomlValue& data, Diagnostics& diagnostics);
+
 }  // namespace ssld::host

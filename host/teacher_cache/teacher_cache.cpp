@@ -52,7 +52,7 @@ nlohmann::json portable(const TomlValue& config, const std::string& table, const
 
 nlohmann::json teacher_cache_key(const TomlValue& stage_config, const Teacher& teacher, uint64_t seed,
                                  c10::Device device, bool channels_last, const SoftLabelCodec& codec,
-                                 int64_t rank, int64_t world_size) {
+                                 const nlohmann::json& plugins, int64_t rank, int64_t world_size) {
   TomlValue teacher_table = stage_config.at("teacher");
   make_location_independent(teacher_table);
   nlohmann::json key = {
@@ -62,6 +62,7 @@ nlohmann::json teacher_cache_key(const TomlValue& stage_config, const Teacher& t
       {"device", c10::DeviceTypeName(device.type(), true)},
       {"channels_last", channels_last},
       {"storage", {{"format", codec.name()}, {"top_k", codec.top_k()}, {"classes", codec.classes()}}},
+      {"plugins", plugins},
   };
   if (world_size > 1) {
     key["rank"] = rank;

@@ -45,9 +45,11 @@ TeacherCacheSettings read_teacher_cache_settings(const TomlValue& root, const st
 // run configs and the config they came from name the same key. In a data-parallel run each rank
 // sees its own shard of data.train, so `rank` and `world_size` join the key when world_size > 1
 // (a single process's key stays as it always was).
+// `plugins` names the plugin (name -> version) of every component that shapes the soft labels
+// (teacher, datasets, sampler, augmentations): a fixed plugin never serves stale ones.
 nlohmann::json teacher_cache_key(const TomlValue& stage_config, const Teacher& teacher, uint64_t seed,
                                  c10::Device device, bool channels_last, const SoftLabelCodec& codec,
-                                 int64_t rank = 0, int64_t world_size = 1);
+                                 const nlohmann::json& plugins, int64_t rank = 0, int64_t world_size = 1);
 
 // Names a validation pipeline (data.val and the seed) for the stored teacher accuracy.
 std::string teacher_val_key(const TomlValue& stage_config, uint64_t seed);

@@ -21,6 +21,33 @@ const ComponentSlot& slot(const std::string& key) {
   throw std::logic_error("no slot " + key);
 }
 // [teacher_cache] for this stage: its key needs the built teacher and training pipeline.
+// The plugin (name -> version) of every component the soft labels depend on: the teacher (and a
+// checkpoint teacher's architecture), data.train's sources, sampler and augmentations.
+nlohmann::json soft_label_plugins(const TomlValue& config, const ComponentRegistry& registry) {
+  nlohmann::json plugins = nlohmann::json::object();
+  auto add = [&](Kind kind, const TomlValue& table) {
+    if (!table.is_table() || !table.contains("type") || !table.at("type").is_string()) return;
+    const RegisteredComponent* found = registry.find(kind, table.at("type").as_string().str);
+    if (found != nullptr && found->plugin != nullptr) plugins[found->plugin->name] = found->plugin->version;
+  };
+  auto add_list = [&](Kind kind, const TomlValue& table, const char* key) {
+    if (table.is_table() && table.contains(key) && table.at(key).is_array())
+      for (const auto& entry : table.at(key).as_array()) add(kind, entry);
+  };
+  const TomlValue& teacher = config.at("teacher");
+  add(Kind::Teacher, teacher);
+  if (teacher.is_table() && teacher.contains("student")) add(Kind::Student, teacher.at("student"));
+  if (config.contains("data") && config.at("data").is_table() && config.at("data").contains("train")) {
+    const TomlValue& train = config.at("data").at("train");
+    add_list(Kind::Dataset, train, "sources");
+    add_list(Kind::Augmentation, train, "augment");
+    add_list(Kind::BatchAugmentation, train, "batch_augment");
+    if (train.is_table() && train.contains("sampler")) add(Kind::Sampler, train.at("sampler"));
+    else add(Kind::Sampler, TomlValue(TomlTable{{"type", "random"}}));
+  }
+  return plugins;
+}
+
 std::unique_ptr<TeacherCache> build_teacher_cache(const TomlValue& config, const StageComponents& stage,
                                                   const ComponentFactory& factory, Sharding sharding,
                                                   Diagnostics& diagnostics) {
@@ -38,7 +65,9 @@ std::unique_ptr<TeacherCache> build_teacher_cache(const TomlValue& config, const
     const TeacherCacheSettings settings = read_teacher_cache_settings(config, read_run_settings(config).output_dir);
     SoftLabelCodec codec(settings.format, stage.teacher->num_classes(), settings.top_k);
     nlohmann::json key = teacher_cache_key(config, *stage.teacher, factory.seed(), factory.device(),
-                                           stage.settings.channels_last, codec, sharding.rank, sharding.world_size);
+                                           stage.settings.channels_last, codec,
+                                           soft_label_plugins(config, factory.registry()), sharding.rank,
+                                           sharding.world_size);
     return std::make_unique<TeacherCache>(settings, std::move(key), std::move(codec),
                                           stage.train->sampler->steps_per_epoch(), teacher_val_key(config, factory.seed()));
   } catch (const Error& error) {

@@ -42,8 +42,11 @@ const Schema& train_table_schema() {
 
 TrainSettings read_train_settings(const TomlValue& root, Diagnostics& diagnostics) {
   const TomlValue table = root.contains("train") ? root.at("train") : TomlValue(TomlTable{});
-  const TomlOptions options(table, std::make_shared<const Schema>(train_table_schema()), "[train]");
   TrainSettings settings;
+  Diagnostics schema_problems;  // validate_host_tables reports them; here they only mean "use the defaults"
+  validate_options(table, train_table_schema(), "[train]", {}, schema_problems);
+  if (!schema_problems.empty()) return settings;
+  const TomlOptions options(table, std::make_shared<const Schema>(train_table_schema()), "[train]");
   settings.epochs = options.get_int("epochs");
   settings.optimizer = options.get_string("optimizer");
   settings.lr = options.get_float("lr");

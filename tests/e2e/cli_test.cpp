@@ -217,6 +217,17 @@ TEST(CliConfigErrors, HostTablesAreValidatedLikeComponentsAndAllProblemsComeAtOn
   EXPECT_NE(result.err.find("width must be positive, got -1"), std::string::npos) << result.err;
 }
 
+TEST(CliConfigErrors, ABadHostTableDoesNotHideTheOtherProblems) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", std::string(kValidConfig) + "[train]\nlr = nan\n[data]\nprefetch = 0\n");
+  const RunResult result = ssld_run({"check", config.string(), "--set", "student.width=abc"});
+  expect_user_error(result, "3 problems in the config:");
+  EXPECT_NE(result.err.find("option 'lr' of [train]: must be a finite number, found nan"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("[data] prefetch: must lie in [1, 1024]"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("'abc' is not an int"), std::string::npos) << result.err;
+}
+
 TEST(CliConfigErrors, LossThatNeedsATeacherWithoutOne) {
   TempDir dir;
   const auto config = dir.write("c.toml", std::string(kValidConfig) + "[[loss]]\ntype = \"ssld\"\n");
