@@ -6,6 +6,7 @@
 #include "components/component_factory.hpp"
 #include "config/config_loader.hpp"
 #include "core/atomic_file.hpp"
+#include "core/bounded_input.hpp"
 #include "dist/data_parallel.hpp"
 #include "dist/dist_env.hpp"
 #include "train/assembly.hpp"
@@ -169,12 +170,17 @@ int run_train(const TrainCommand& command) {
     data_parallel.barrier();  // every rank sees the folder as rank 0 left it
     const auto summary_path = folder / "summary.json";
     if (std::filesystem::exists(summary_path)) {
-      std::ifstream in(summary_path);
-      const nlohmann::json summary = nlohmann::json::parse(in);
-      row.losses = summary.value("losses", "");
-      row.images = summary.value("train_images", int64_t{0});
-      row.labels = summary.value("labels_used", int64_t{0});
-      row.result = summary.at("result");
+      try {
+        const nlohmann::json summary = read_json_file(summary_path, "stage summary");
+        row.losses = summary.value("losses", "");
+        row.images = summary.value("train_images", int64_t{0});
+        row.labels = summary.value("labels_used", int64_t{0});
+        row.result = summary.at("result");
+        if (!row.result.is_object()) throw Error("its 'result' is not an object");
+      } catch (const std::exception& error) {  // a damaged file: nlohmann's type and key errors too
+        throw Error("stage '" + stage.name + "' has a damaged " + summary_path.string() + " (" + error.what() +
+                    "): delete it to train the stage again, or start over with --restart");
+      }
       spdlog::info("stage {}: finished in an earlier run ({}); skipping", stage.name, summary_path.string());
       rows.push_back(row);
       continue;

@@ -1,6 +1,7 @@
 #include "mine/miner.hpp"
 
 #include "core/atomic_file.hpp"
+#include "core/bounded_input.hpp"
 #include "data/data_error.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
@@ -91,11 +92,9 @@ void save_state(const MineFiles& files, const std::string& identity, const Mined
 Mined read_state(const MineJob& job, const MineFiles& files, const std::string& identity) {
   const int64_t classes = job.teacher->num_classes();
   Mined mined{MineTally(classes, job.settings.histogram_bins), CandidateSelection(job.settings.selection, classes)};
-  std::ifstream in(files.state());
-  if (!in) throw Error("no mining state at '" + files.state().string() + "'");
+  if (!std::filesystem::exists(files.state())) throw Error("no mining state at '" + files.state().string() + "'");
   try {
-    nlohmann::json state;
-    in >> state;
+    const nlohmann::json state = read_json_file(files.state(), "mining state");
     if (state.value("identity", "") != identity)
       throw Error("'" + files.state().string() +
                   "' was written for another config, teacher or rank; start over with --restart");

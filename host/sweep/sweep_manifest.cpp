@@ -1,6 +1,7 @@
 #include "sweep/sweep_manifest.hpp"
 
 #include "core/atomic_file.hpp"
+#include "core/bounded_input.hpp"
 
 #include <ssld/error.hpp>
 
@@ -52,7 +53,8 @@ nlohmann::json make_sweep_manifest(const std::string& config_path, const SweepSp
                                    const std::filesystem::path& sweep_folder, const nlohmann::json& previous) {
   std::map<std::string, nlohmann::json> earlier;
   if (previous.is_object() && previous.contains("runs"))
-    for (const auto& entry : previous.at("runs")) earlier[entry.value("id", "")] = entry;
+    for (const auto& entry : previous.at("runs"))  // an entry without a string id is planned anew
+      if (entry.is_object() && entry.contains("id") && entry.at("id").is_string()) earlier[entry.at("id")] = entry;
 
   nlohmann::json axes = nlohmann::json::object();
   for (const auto& axis : spec.axes) {
@@ -82,12 +84,10 @@ nlohmann::json make_sweep_manifest(const std::string& config_path, const SweepSp
 nlohmann::json read_sweep_manifest(const std::filesystem::path& sweep_folder) {
   const auto path = sweep_manifest_path(sweep_folder);
   if (!std::filesystem::exists(path)) return nullptr;
-  std::ifstream in(path);
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& error) {
-    throw Error("cannot read the sweep manifest " + path.string() + ": " + error.what());
-  }
+  const nlohmann::json manifest = read_json_file(path, "sweep manifest");
+  if (!manifest.is_object() || !manifest.contains("runs") || !manifest.at("runs").is_array())
+    throw Error("the sweep manifest " + path.string() + " is damaged (no list of runs): delete it to plan the sweep again");
+  return manifest;
 }
 
 void write_sweep_manifest(const std::filesystem::path& sweep_folder, const nlohmann::json& manifest) {
