@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,6 +230,50 @@ TEST(Train, KilledAtRandomMomentsAndResumedEqualsUninterrupted) {
   }
   EXPECT_GE(kills, 20);
   std::cout << kills << " kill -9 survived, every round bit-identical\n";
+}
+
+// A write that fails (here: past `ulimit -f`) stops the run with exit 2 naming the file, leaves
+// no temporary behind and the last checkpoint intact: a later --resume ends bit-identical.
+TEST(Train, AFailingWriteStopsCleanlyAndTheRunResumesExactly) {
+  TempDir straight, limited;
+  straight.write("c.toml", small_config());
+  limited.write("c.toml", small_config());
+  ASSERT_EQ(train(straight).exit_code, 0);
+  ASSERT_EQ(train_until_interrupted(limited), 3);
+  const auto checkpoint = limited / "runs" / "t" / "main" / "checkpoints" / "last.safetensors";
+  const std::string before = ssld::test::read_file(checkpoint);
+
+  int err_pipe[2];
+  ASSERT_EQ(pipe(err_pipe), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    struct rlimit limit {16 << 10, 16 << 10};  // smaller than any weights file of this run
+    setrlimit(RLIMIT_FSIZE, &limit);
+    dup2(err_pipe[1], STDERR_FILENO);
+    if (!std::freopen("/dev/null", "w", stdout)) _exit(126);
+    const std::string path = (limited / "c.toml").string();
+    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", path.c_str(), "--resume", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(err_pipe[1]);
+  std::string err;
+  char buffer[4096];
+  for (ssize_t got; (got = read(err_pipe[0], buffer, sizeof(buffer))) > 0;) err.append(buffer, static_cast<size_t>(got));
+  close(err_pipe[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << " (SIGXFSZ not ignored?)";
+  EXPECT_EQ(WEXITSTATUS(status), 2) << err;
+  EXPECT_NE(err.find("cannot write '"), std::string::npos) << err;
+  EXPECT_NE(err.find("File too large"), std::string::npos) << err;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(limited / "runs"))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  EXPECT_EQ(ssld::test::read_file(checkpoint), before) << "the last checkpoint changed";
+
+  const RunResult resumed = train(limited, {"--resume"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(ssld::test::read_file(straight / "runs" / "t" / "main" / "student.safetensors"),
+            ssld::test::read_file(limited / "runs" / "t" / "main" / "student.safetensors"));
 }
 
 TEST(Train, ResumeRefusesAChangedConfig) {
