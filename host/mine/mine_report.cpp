@@ -4,6 +4,8 @@
 #include "data/data_error.hpp"
 #include "data/image_decode.hpp"
 
+#include <ssld/error.hpp>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <tbb/parallel_for.h>
@@ -30,8 +32,15 @@ void MineTally::load_json(const nlohmann::json& state) {
   duplicates = state.at("duplicates").get<int64_t>();
   pairs_bytes = state.at("pairs_bytes").get<int64_t>();
   seconds = state.at("seconds").get<double>();
-  predicted_per_class = state.at("predicted_per_class").get<std::vector<int64_t>>();
-  histogram = state.at("histogram").get<std::vector<int64_t>>();
+  auto counts = state.at("predicted_per_class").get<std::vector<int64_t>>();
+  auto bins = state.at("histogram").get<std::vector<int64_t>>();
+  // The miner indexes these by class and bin: a state of another class count is refused.
+  if (counts.size() != predicted_per_class.size() || bins.size() != histogram.size())
+    throw Error("its tally has " + std::to_string(counts.size()) + " classes and " + std::to_string(bins.size()) +
+                " histogram bins, not " + std::to_string(predicted_per_class.size()) + " and " +
+                std::to_string(histogram.size()));
+  predicted_per_class = std::move(counts);
+  histogram = std::move(bins);
 }
 
 void MineTally::merge(const MineTally& other) {

@@ -121,7 +121,7 @@ void label_axes(const TomlValue& sweep, std::vector<SweepAxis>& axes) {
   if (!table.is_table())
     throw ConfigError(SourcePlace::of(table), "[sweep.labels] must be a table of \"key.path\" = [\"name\", ...]");
   for (const auto& [key, names] : table.as_table()) {
-    const auto axis = std::find_if(axes.begin(), axes.end(), [&](const SweepAxis& a) { return a.key == key; });
+    const auto axis = std::find_if(axes.begin(), axes.end(), [&key = key](const SweepAxis& a) { return a.key == key; });
     if (axis == axes.end())
       throw ConfigError(SourcePlace::of(names), "[sweep.labels] names the values of '" + key +
                                                     "', which is not an axis in [sweep.axes]");

@@ -1,6 +1,12 @@
 #include "train/mixed_precision.hpp"
 
+#include <ssld/error.hpp>
+
 #include <ATen/autocast_mode.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 
 namespace ssld::host {
 
@@ -55,8 +61,21 @@ void LossScaler::load_state(const std::map<std::string, std::string>& metadata) 
   if (!enabled_) return;
   auto scale = metadata.find("loss_scale");
   auto good = metadata.find("loss_scale_good_steps");
-  if (scale != metadata.end()) scale_ = std::stod(scale->second);
-  if (good != metadata.end()) good_steps_ = std::stoll(good->second);
+  // Written by state() above; anything else is a damaged or foreign checkpoint.
+  if (scale != metadata.end()) {
+    char* end = nullptr;
+    const double value = std::strtod(scale->second.c_str(), &end);
+    if (scale->second.empty() || *end != '\0' || !std::isfinite(value) || value <= 0)
+      throw Error("the checkpoint's loss_scale '" + scale->second + "' is not a positive number");
+    scale_ = value;
+  }
+  if (good != metadata.end()) {
+    int64_t value = 0;
+    const auto [end, error] = std::from_chars(good->second.data(), good->second.data() + good->second.size(), value);
+    if (error != std::errc() || end != good->second.data() + good->second.size() || value < 0)
+      throw Error("the checkpoint's loss_scale_good_steps '" + good->second + "' is not a count");
+    good_steps_ = value;
+  }
 }
 
 }  // namespace ssld::host

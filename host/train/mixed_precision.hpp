@@ -43,6 +43,7 @@ class LossScaler {
   void update(bool finite);
 
   std::map<std::string, std::string> state() const;  // checkpoint metadata
+  // Throws ssld::Error for a value state() would not have written.
   void load_state(const std::map<std::string, std::string>& metadata);
 
  private:

@@ -572,8 +572,8 @@ void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress)
   if (field.has("sampler_state")) components_.train->sampler->load_state(field.text("sampler_state"));
   try {
     scaler_->load_state(meta);
-  } catch (const std::logic_error&) {  // std::stod/stoll of a damaged value
-    throw Error("'" + path + "' is not a usable ssld checkpoint: its loss-scale fields are not numbers");
+  } catch (const Error& error) {
+    throw Error("'" + path + "' is not a usable ssld checkpoint: " + error.what());
   }
   result_.best_top1 = std::max(0.0, progress.best_top1);
   spdlog::info("resuming from {} at epoch {} step {}", path, epoch + 1, step);

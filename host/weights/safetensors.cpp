@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <tuple>
@@ -64,28 +65,33 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  // Wider elements first (stable, as Python's writer orders them): every tensor then starts
+  // aligned to its element size without padding, which the format does not allow.
   std::vector<at::Tensor> contiguous;
+  std::vector<size_t> order;
+  for (const auto& [name, tensor] : tensors) {
+    order.push_back(contiguous.size());
+    contiguous.push_back(tensor.detach().to(at::kCPU).contiguous());
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return contiguous[a].element_size() > contiguous[b].element_size(); });
+  nlohmann::ordered_json ordered = nlohmann::ordered_json::object();
+  ordered["__metadata__"] = nullptr;  // first, as the Python writer puts it; filled below
   nlohmann::ordered_json checksums = nlohmann::ordered_json::object();
   size_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    at::Tensor cpu = tensor.detach().to(at::kCPU).contiguous();
+  for (const size_t index : order) {
+    const std::string& name = tensors[index].first;
+    const at::Tensor& cpu = contiguous[index];
     const size_t bytes = cpu.numel() * cpu.element_size();
     checksums[name] = digest_hex(bytes_digest(cpu.data_ptr(), bytes));
-    header[name] = {{"dtype", dtype_name(cpu.scalar_type())}, {"shape", cpu.sizes().vec()},
-                    {"data_offsets", {offset, offset + bytes}}};
+    ordered[name] = {{"dtype", dtype_name(cpu.scalar_type())}, {"shape", cpu.sizes().vec()},
+                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    contiguous.push_back(std::move(cpu));
   }
   std::map<std::string, std::string> stored = metadata;
   stored[kChecksumsKey] = checksums.dump();
   stored[kMetadataChecksumKey] = metadata_digest(stored);
-  header["__metadata__"] = stored;
-  // "__metadata__" first, as the Python writer puts it.
-  nlohmann::ordered_json ordered = nlohmann::ordered_json::object();
-  ordered["__metadata__"] = header["__metadata__"];
-  for (auto& [key, value] : header.items())
-    if (key != "__metadata__") ordered[key] = value;
+  ordered["__metadata__"] = stored;
   std::string json = ordered.dump();
   json.append((8 - json.size() % 8) % 8, ' ');  // align the data to 8 bytes, as the format allows
   std::string file(8, '\0');
@@ -93,8 +99,9 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
   for (int i = 0; i < 8; ++i) file[i] = static_cast<char>((length >> (8 * i)) & 0xFF);
   file += json;
   file.reserve(file.size() + offset);
-  for (const auto& tensor : contiguous)
-    file.append(static_cast<const char*>(tensor.data_ptr()), tensor.numel() * tensor.element_size());
+  for (const size_t index : order)
+    file.append(static_cast<const char*>(contiguous[index].data_ptr()),
+                contiguous[index].numel() * contiguous[index].element_size());
   write_file_atomically(path, file);
 }
 

@@ -12,7 +12,7 @@
 namespace ssld::host {
 
 struct TensorFile {
-  NamedTensors tensors;                         // in file order
+  NamedTensors tensors;                         // in the file's byte order
   std::map<std::string, std::string> metadata;  // the header's "__metadata__"
 };
 
@@ -22,8 +22,8 @@ struct TensorFile {
 // "ssld.checksums", which `metadata` does not return).
 TensorFile read_safetensors(const std::string& path);
 
-// Contiguous CPU copies of `tensors` are written with a checksum per tensor; a crash leaves
-// either the old file or the new one, never a torn one.
+// Contiguous CPU copies of `tensors` are written with a checksum per tensor, wider dtypes first
+// (so each is aligned); a crash leaves either the old file or the new one, never a torn one.
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

@@ -8,7 +8,9 @@
 #include "core/atomic_file.hpp"
 #include "data/data_error.hpp"
 #include "data/image_decode.hpp"
+#include "mine/mine_report.hpp"
 #include "teacher_cache/soft_label_store.hpp"
+#include "train/mixed_precision.hpp"
 #include "train/train_settings.hpp"
 #include "weights/safetensors.hpp"
 #include "weights/torch_file.hpp"
@@ -217,6 +219,19 @@ TEST(SafetensorsInput, AFlippedByteInATensorOrTheMetadataIsRefused) {
             std::string::npos);
 }
 
+TEST(SafetensorsInput, WhatSsldWritesIsAlignedWhateverTheOrderOfDtypes) {
+  TempDir dir;
+  const auto path = (dir / "mixed.safetensors").string();
+  ssld::host::write_safetensors(path, {{"mask", at::ones({3}, at::kBool)},
+                                       {"ids", at::arange(5, at::kInt)},
+                                       {"half", at::ones({1}, at::kHalf)},
+                                       {"w", at::arange(3, at::kDouble)}});
+  const auto file = ssld::host::read_safetensors(path);
+  ASSERT_EQ(file.tensors.size(), 4u);
+  for (const auto& [name, tensor] : file.tensors)
+    if (name == "ids") EXPECT_TRUE(tensor.equal(at::arange(5, at::kInt)));
+}
+
 TEST(SafetensorsInput, NotARegularFileIsRefusedBeforeReading) {
   EXPECT_NE(error_of<ssld::Error>([&] { ssld::host::read_safetensors("/dev/zero"); }).find("not a regular file"),
             std::string::npos);
@@ -286,6 +301,31 @@ TEST(ConfigInput, IntegersBeyond64BitsAreRefusedNotSaturated) {
   ssld::host::validate_host_tables(ssld::host::load_config(path), diagnostics);
   ASSERT_EQ(diagnostics.items().size(), 1u);
   EXPECT_NE(diagnostics.items()[0].message.find("saturates"), std::string::npos) << diagnostics.items()[0].message;
+}
+
+TEST(ConfigInput, AnOverrideThatIsNotUtf8IsAConfigError) {  // found by the config fuzz target
+  TempDir dir;
+  EXPECT_NE(config_error(dir, "[train]\nepochs = 1\n", {"train.epochs=\xff"}).find("not valid UTF-8"),
+            std::string::npos);
+}
+
+// --- state ssld reads back: loss scale, mining tally (found by the fuzz targets) -------------
+
+TEST(StateInput, ALossScaleThatIsNotANumberIsAnError) {
+  ssld::host::LossScaler scaler(true, 1024.0, 10);
+  EXPECT_NE(error_of<ssld::Error>([&] { scaler.load_state({{"loss_scale", "abc"}}); }).find("not a positive number"),
+            std::string::npos);
+  EXPECT_NE(error_of<ssld::Error>([&] { scaler.load_state({{"loss_scale_good_steps", "-3"}}); }).find("not a count"),
+            std::string::npos);
+  scaler.load_state({{"loss_scale", "512"}, {"loss_scale_good_steps", "4"}});
+  EXPECT_EQ(scaler.scale(), 512.0);
+}
+
+TEST(StateInput, AMiningTallyOfAnotherClassCountIsRefused) {
+  ssld::host::MineTally tally(10, 20);
+  nlohmann::json state = ssld::host::MineTally(10, 20).to_json();
+  state["predicted_per_class"] = std::vector<int64_t>(3, 1);  // the miner would index it by class 0..9
+  EXPECT_NE(error_of<ssld::Error>([&] { tally.load_json(state); }).find("3 classes"), std::string::npos);
 }
 
 // --- writes ---------------------------------------------------------------------------------
