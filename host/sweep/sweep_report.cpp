@@ -251,9 +251,18 @@ std::string write_sweep_report(const fs::path& sweep_folder) {
   const nlohmann::json manifest = read_sweep_manifest(sweep_folder);
   if (manifest.is_null())
     throw Error("'" + sweep_folder.string() + "' is not a sweep folder: it has no manifest.json (`ssld sweep` writes one)");
-  const std::vector<ReportRow> rows = read_rows(sweep_folder, manifest);
-  const std::vector<std::string> axes = axis_keys(manifest);
-  const std::string markdown = results_markdown(sweep_folder, manifest, rows, axes);
+  std::vector<ReportRow> rows;
+  std::vector<std::string> axes;
+  std::string markdown;
+  try {  // the manifest and the runs' summaries are read back: a mistyped field is damage, named
+    rows = read_rows(sweep_folder, manifest);
+    axes = axis_keys(manifest);
+    markdown = results_markdown(sweep_folder, manifest, rows, axes);
+  } catch (const nlohmann::json::exception& error) {
+    throw Error("the sweep folder '" + sweep_folder.string() + "' holds a damaged manifest.json or summary.json (" +
+                error.what() + "): delete manifest.json and run `ssld sweep` again to plan the sweep anew (finished "
+                "runs are found again)");
+  }
   write_file_atomically((sweep_folder / "results.csv").string(), results_csv(rows, axes));
   write_file_atomically((sweep_folder / "results.md").string(), markdown);
   write_file_atomically((sweep_folder / "top1.svg").string(),
