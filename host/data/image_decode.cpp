@@ -84,7 +84,7 @@ bool image_size(const std::vector<uint8_t>& bytes, int64_t& width, int64_t& heig
     height = std::abs(static_cast<int64_t>(static_cast<int32_t>(little32(bytes, 22))));
     return true;
   }
-  if (bytes.size() >= 30 && std::equal(bytes.begin(), bytes.begin() + 4, "RIFF") &&
+  if (bytes.size() >= 31 && std::equal(bytes.begin(), bytes.begin() + 4, "RIFF") &&  // VP8X sizes: bytes 24-29
       std::equal(bytes.begin() + 8, bytes.begin() + 12, "WEBP")) {
     const std::string chunk(bytes.begin() + 12, bytes.begin() + 16);
     if (chunk == "VP8X") {

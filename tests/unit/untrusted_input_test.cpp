@@ -303,6 +303,15 @@ TEST(ConfigInput, IntegersBeyond64BitsAreRefusedNotSaturated) {
   EXPECT_NE(diagnostics.items()[0].message.find("saturates"), std::string::npos) << diagnostics.items()[0].message;
 }
 
+TEST(ConfigInput, AFileThatIsNotUtf8IsRefusedBeforeToml11ReadsPastIt) {  // found by the config fuzz target
+  TempDir dir;
+  // A literal-string key holding an overlong sequence: toml11 read past its buffer on it.
+  EXPECT_NE(config_error(dir, std::string("'# SS\xc1LD for.4), PaddleClas' pud\x19""a")).find("not valid UTF-8"),
+            std::string::npos);
+  EXPECT_NE(config_error(dir, "a = 1\nname = \"\xff\"\n").find("c.toml:2"), std::string::npos);  // the line
+  EXPECT_EQ(config_error(dir, "name = \"gr\xc3\xbc\xc3\x9f \xe2\x9c\x93 \xf0\x9f\x98\x80\"\n"), "(no error)");
+}
+
 TEST(ConfigInput, AnOverrideThatIsNotUtf8IsAConfigError) {  // found by the config fuzz target
   TempDir dir;
   EXPECT_NE(config_error(dir, "[train]\nepochs = 1\n", {"train.epochs=\xff"}).find("not valid UTF-8"),
@@ -431,6 +440,17 @@ TEST(EpochFileInput, StrayFilesInAStoreFolderAreNotEpochs) {
 }
 
 // --- images ---------------------------------------------------------------------------------
+
+TEST(ImageInput, AShortWebPHeaderIsNotReadPast) {  // found by the image_decode fuzz target (ASan)
+  std::vector<uint8_t> webp = {'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X',
+                               10, 0, 0, 0, 0, 0, 0, 0, 0x0F, 0, 0, 0x0F, 0, 0};  // 30 bytes: one short
+  int64_t width = 0, height = 0;
+  EXPECT_FALSE(ssld::host::image_size(webp, width, height));
+  webp.push_back(0);
+  ASSERT_TRUE(ssld::host::image_size(webp, width, height));
+  EXPECT_EQ(width, 16);
+  EXPECT_EQ(height, 16);
+}
 
 TEST(ImageInput, AnImageClaimingTooManyPixelsIsRefusedBeforeDecoding) {
   // A PNG signature and IHDR claiming 20000 x 20000: refused from the header alone.
