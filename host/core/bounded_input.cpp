@@ -57,6 +57,17 @@ nlohmann::json parse_json(std::string_view text, const std::string& what) {
   }
 }
 
+int64_t json_int(const nlohmann::json& value) {
+  if (value.is_number_integer() && !(value.is_number_unsigned() && value.get<uint64_t>() > INT64_MAX))
+    return value.get<int64_t>();
+  throw Error("expected an integer, found " + value.dump());
+}
+
+uint64_t json_uint(const nlohmann::json& value) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  throw Error("expected a non-negative integer, found " + value.dump());
+}
+
 nlohmann::json read_json_file(const fs::path& path, const std::string& what) {
   return parse_json(read_regular_file(path, uint64_t{256} << 20, what), what + " '" + path.string() + "'");
 }

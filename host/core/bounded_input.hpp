@@ -22,6 +22,11 @@ std::string read_regular_file(const std::filesystem::path& path, uint64_t max_by
 // Parses JSON; throws ssld::Error "<what>: ..." when malformed or nested deeper than kMaxJsonDepth.
 nlohmann::json parse_json(std::string_view text, const std::string& what);
 
+// A JSON integer read back from a file: nlohmann's get<int64_t>() casts a float like 1e28
+// (undefined behaviour, found by the mine_state fuzz target); these throw ssld::Error instead.
+int64_t json_int(const nlohmann::json& value);
+uint64_t json_uint(const nlohmann::json& value);
+
 // A JSON file ssld wrote (a state, a manifest, a summary, a cache key), at most 256 MiB.
 nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& what);
 

@@ -1,5 +1,9 @@
 #include "mine/candidate_selection.hpp"
 
+#include "core/bounded_input.hpp"
+
+#include <ssld/error.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -154,11 +158,13 @@ nlohmann::json candidate_json(const Candidate& c) {
 }
 Candidate candidate_of(const nlohmann::json& j) {
   Candidate c;
-  c.position = j.at(0).get<int64_t>();
-  c.source = j.at(1).get<int32_t>();
-  c.index = j.at(2).get<int64_t>();
-  c.id = j.at(3).get<uint64_t>();
-  c.predicted = j.at(4).get<int64_t>();
+  c.position = json_int(j.at(0));
+  const int64_t source = json_int(j.at(1));
+  if (source < 0 || source > INT32_MAX) throw Error("a candidate's source " + std::to_string(source) + " is out of range");
+  c.source = static_cast<int32_t>(source);
+  c.index = json_int(j.at(2));
+  c.id = json_uint(j.at(3));
+  c.predicted = json_int(j.at(4));
   c.probability = j.at(5).get<double>();
   c.score = j.at(6).get<double>();
   return c;
@@ -186,13 +192,18 @@ void CandidateSelection::load_json(const nlohmann::json& state) {
                              std::to_string(heaps_.size()));
   for (size_t c = 0; c < heaps_.size(); ++c) {
     heaps_[c].clear();
-    for (const auto& item : heaps[c]) heaps_[c].push_back(candidate_of(item));
+    for (const auto& item : heaps[c]) {
+      heaps_[c].push_back(candidate_of(item));
+      if (heaps_[c].back().predicted != static_cast<int64_t>(c))
+        throw Error("a candidate kept for class " + std::to_string(c) + " predicts class " +
+                    std::to_string(heaps_[c].back().predicted));
+    }
     std::make_heap(heaps_[c].begin(), heaps_[c].end(), ranks_before);
   }
   const auto& rejections = state.at("rejections");
-  rejections_.class_not_selected = rejections.at("class_not_selected").get<int64_t>();
-  rejections_.below_min_confidence = rejections.at("below_min_confidence").get<int64_t>();
-  rejections_.not_in_top_k = rejections.at("not_in_top_k").get<int64_t>();
+  rejections_.class_not_selected = json_int(rejections.at("class_not_selected"));
+  rejections_.below_min_confidence = json_int(rejections.at("below_min_confidence"));
+  rejections_.not_in_top_k = json_int(rejections.at("not_in_top_k"));
 }
 
 }  // namespace ssld::host

@@ -1,6 +1,7 @@
 #include "mine/mine_report.hpp"
 
 #include "core/atomic_file.hpp"
+#include "core/bounded_input.hpp"
 #include "data/data_error.hpp"
 #include "data/image_decode.hpp"
 
@@ -26,14 +27,21 @@ nlohmann::json MineTally::to_json() const {
 }
 
 void MineTally::load_json(const nlohmann::json& state) {
-  next_step = state.at("next_step").get<int64_t>();
-  seen = state.at("seen").get<int64_t>();
-  bad_images = state.at("bad_images").get<int64_t>();
-  duplicates = state.at("duplicates").get<int64_t>();
-  pairs_bytes = state.at("pairs_bytes").get<int64_t>();
+  next_step = json_int(state.at("next_step"));
+  seen = json_int(state.at("seen"));
+  bad_images = json_int(state.at("bad_images"));
+  duplicates = json_int(state.at("duplicates"));
+  pairs_bytes = json_int(state.at("pairs_bytes"));
   seconds = state.at("seconds").get<double>();
-  auto counts = state.at("predicted_per_class").get<std::vector<int64_t>>();
-  auto bins = state.at("histogram").get<std::vector<int64_t>>();
+  auto integers = [](const nlohmann::json& list) {
+    std::vector<int64_t> out;
+    for (const auto& item : list) out.push_back(json_int(item));
+    return out;
+  };
+  if (!state.at("predicted_per_class").is_array() || !state.at("histogram").is_array())
+    throw Error("its tally's counts are not lists");
+  auto counts = integers(state.at("predicted_per_class"));
+  auto bins = integers(state.at("histogram"));
   // The miner indexes these by class and bin: a state of another class count is refused.
   if (counts.size() != predicted_per_class.size() || bins.size() != histogram.size())
     throw Error("its tally has " + std::to_string(counts.size()) + " classes and " + std::to_string(bins.size()) +

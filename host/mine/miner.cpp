@@ -93,18 +93,16 @@ Mined read_state(const MineJob& job, const MineFiles& files, const std::string& 
   const int64_t classes = job.teacher->num_classes();
   Mined mined{MineTally(classes, job.settings.histogram_bins), CandidateSelection(job.settings.selection, classes)};
   if (!std::filesystem::exists(files.state())) throw Error("no mining state at '" + files.state().string() + "'");
+  const nlohmann::json state = read_json_file(files.state(), "mining state");
+  if (!state.is_object() || !state.contains("identity") || state.at("identity") != identity)
+    throw Error("'" + files.state().string() +
+                "' was written for another config, teacher or rank; start over with --restart");
   try {
-    const nlohmann::json state = read_json_file(files.state(), "mining state");
-    if (state.value("identity", "") != identity)
-      throw Error("'" + files.state().string() +
-                  "' was written for another config, teacher or rank; start over with --restart");
     mined.tally.load_json(state.at("tally"));
     mined.selection.load_json(state.at("selection"));
-    mined.protected_images = state.value("protected_images", int64_t{0});
+    mined.protected_images = state.contains("protected_images") ? json_int(state.at("protected_images")) : 0;
     mined.done = state.value("done", false);
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& error) {
+  } catch (const std::exception& error) {  // ssld::Error from the checks, nlohmann's type errors
     throw Error("cannot read the mining state '" + files.state().string() + "': " + error.what() +
                 "; start over with --restart");
   }

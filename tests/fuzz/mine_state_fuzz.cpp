@@ -4,6 +4,7 @@
 // its steps are repeated here, see README.md), then used as the miner uses it afterwards:
 // more candidates offered, another shard merged in, the selection made, the tallies merged.
 // Seeds: states written from MineTally::to_json and CandidateSelection::to_json, as save_state does.
+#include "core/bounded_input.hpp"
 #include "fuzz_support.hpp"
 #include "mine/candidate_selection.hpp"
 #include "mine/mine_report.hpp"
@@ -70,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (state.value("identity", "") != fuzz::kIdentity) return 0;
     tally.load_json(state.at("tally"));
     selection.load_json(state.at("selection"));
-    (void)state.value("protected_images", int64_t{0});
+    if (state.contains("protected_images")) (void)json_int(state.at("protected_images"));
     (void)state.value("done", false);
   } catch (const std::exception&) {
     return 0;

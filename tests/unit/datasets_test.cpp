@@ -80,6 +80,9 @@ TEST(IdxDataset, MismatchedLabelsAndBadFilesAreReported) {
   EXPECT_NE(problem_of("/dev/zero").find("not a regular file"), std::string::npos);
   host.dir().write("huge.idx", std::string("\0\0\x08\x03", 4) + std::string(12, '\xff'));
   EXPECT_NE(problem_of("huge.idx").find("more than 16 GiB"), std::string::npos) << problem_of("huge.idx");
+  // Sizes whose product overflows before a zero size brings it back (found by the idx fuzz target).
+  host.dir().write("wraps.idx", std::string("\0\0\x08\x03", 4) + std::string(8, '\xff') + std::string(4, '\0'));
+  EXPECT_NE(problem_of("wraps.idx").find("sizes overflow"), std::string::npos) << problem_of("wraps.idx");
   host.dir().write("short.idx", std::string("\0\0\x08\x03\0\0\0\x02\0\0\0\x1c\0\0\0\x1c", 16) + std::string(100, 'x'));
   EXPECT_NE(problem_of("short.idx").find("holds 116 bytes, but its header describes 1584"), std::string::npos)
       << problem_of("short.idx");

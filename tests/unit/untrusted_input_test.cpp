@@ -6,6 +6,7 @@
 #include "config/diagnostics.hpp"
 #include "config/toml_options.hpp"
 #include "core/atomic_file.hpp"
+#include "core/bounded_input.hpp"
 #include "data/data_error.hpp"
 #include "data/image_decode.hpp"
 #include "mine/mine_report.hpp"
@@ -335,6 +336,16 @@ TEST(StateInput, AMiningTallyOfAnotherClassCountIsRefused) {
   nlohmann::json state = ssld::host::MineTally(10, 20).to_json();
   state["predicted_per_class"] = std::vector<int64_t>(3, 1);  // the miner would index it by class 0..9
   EXPECT_NE(error_of<ssld::Error>([&] { tally.load_json(state); }).find("3 classes"), std::string::npos);
+}
+
+TEST(StateInput, AFloatWhereAnIntegerBelongsIsAnErrorNotACast) {  // found by the mine_state fuzz target (UBSan)
+  ssld::host::MineTally tally(10, 20);
+  nlohmann::json state = ssld::host::MineTally(10, 20).to_json();
+  state["seen"] = 3.33333e27;
+  EXPECT_NE(error_of<ssld::Error>([&] { tally.load_json(state); }).find("expected an integer"), std::string::npos);
+  EXPECT_EQ(ssld::host::json_int(nlohmann::json(-5)), -5);
+  EXPECT_NE(error_of<ssld::Error>([] { ssld::host::json_uint(nlohmann::json(1e28)); }).find("non-negative integer"),
+            std::string::npos);
 }
 
 // --- writes ---------------------------------------------------------------------------------

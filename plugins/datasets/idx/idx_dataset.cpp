@@ -55,10 +55,11 @@ std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
   append(header - 4);
   if (bytes.size() != header) throw ssld::Error("'" + path + "' is truncated in its header");
   uint64_t elements = 1;
+  bool overflow = false;  // sticky: a later 0 must not hide it
   for (size_t d = 0; d < bytes[3]; ++d)
-    if (__builtin_mul_overflow(elements, uint64_t{big_endian(bytes.data() + 4 + 4 * d)}, &elements)) elements = ~uint64_t{0};
+    overflow |= __builtin_mul_overflow(elements, uint64_t{big_endian(bytes.data() + 4 + 4 * d)}, &elements);
   uint64_t total = 0;
-  if (__builtin_add_overflow(header, elements, &total) || total > kMaxIdxBytes)
+  if (overflow || __builtin_add_overflow(header, elements, &total) || total > kMaxIdxBytes)
     throw ssld::Error("'" + path + "' has a header describing more than " + std::to_string(kMaxIdxBytes >> 30) +
                       " GiB of data: a damaged file, or not IDX");
   append(total + 1 - header);  // one more than described: idx_shape() reports extra bytes
@@ -77,7 +78,8 @@ std::vector<int64_t> idx_shape(const std::vector<uint8_t>& bytes, const std::str
   int64_t elements = 1;
   for (int d = 0; d < dims; ++d) {
     shape.push_back(big_endian(bytes.data() + 4 + 4 * d));
-    elements *= shape.back();
+    if (__builtin_mul_overflow(elements, shape.back(), &elements))  // found by the idx fuzz target (UBSan)
+      throw ssld::Error("'" + path + "' has a header whose sizes overflow: a damaged file, or not IDX");
   }
   if (bytes.size() != 4 + 4 * static_cast<uint64_t>(dims) + static_cast<uint64_t>(elements))
     throw ssld::Error("'" + path + "' holds " + std::to_string(bytes.size()) + " bytes, but its header describes " +
