@@ -194,6 +194,7 @@ bool is_index(const std::string& segment) {
 
 void apply_override(TomlValue& root, const std::string& assignment) {
   const SourcePlace place{kOverridePrefix + assignment, 0, 0};
+  check_utf8(assignment, place.file);  // the key path too: it becomes a table key (found by the fuzz target)
   const auto equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0)
     throw ConfigError(place, "an override is written key.path=value, e.g. --set student.width=64");

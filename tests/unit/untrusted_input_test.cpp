@@ -317,6 +317,7 @@ TEST(ConfigInput, AnOverrideThatIsNotUtf8IsAConfigError) {  // found by the conf
   TempDir dir;
   EXPECT_NE(config_error(dir, "[train]\nepochs = 1\n", {"train.epochs=\xff"}).find("not valid UTF-8"),
             std::string::npos);
+  EXPECT_NE(config_error(dir, "[train]\nepochs = 1\n", {"train.\xff=1"}).find("not valid UTF-8"), std::string::npos);
 }
 
 // --- state ssld reads back: loss scale, mining tally (found by the fuzz targets) -------------
