@@ -2,13 +2,15 @@
 # The fuzzing and sanitizer checks (tests/fuzz/README.md). Installs clang-14 and libFuzzer from
 # Debian when missing (needs root or sudo the first time), configures build-sanitize/ (clang,
 # -DSSLD_SANITIZE=ON -DSSLD_FUZZ=ON: ASan + UBSan + libFuzzer coverage on ssld's code, libtorch
-# uninstrumented) and builds only the fuzz targets and the sanitized reader tests.
+# uninstrumented) and builds only the fuzz targets and the sanitized tests.
 #
 #   scripts/fuzz.sh [SECONDS]       replay the regression inputs, then fuzz every target for
 #                                   SECONDS (default 60) each; new findings are copied into
 #                                   tests/fuzz/regressions/<target>/ (commit them with the fix)
 #   scripts/fuzz.sh --replay        only replay tests/fuzz/regressions/
-#   scripts/fuzz.sh --tests         only run the reader unit tests under ASan + UBSan
+#   scripts/fuzz.sh --tests         only run the sanitized tests: the reader unit tests, then the
+#                                   e2e suites that drive the program through its readers
+#                                   (check, train with resume, sweep, mine) under ASan + UBSan
 #   scripts/fuzz.sh --ci [SECONDS]  all three (what scripts/test.sh runs; default 20 s a target)
 #
 # FUZZ_TARGETS="idx config" limits the targets. The exit status is non-zero when a test fails,
@@ -56,7 +58,11 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 build_targets=()
 if [ "$mode" != tests ]; then build_targets+=(ssld_fuzz_targets); fi
-if [ "$mode" = tests ] || [ "$mode" = ci ]; then build_targets+=(ssld_reader_tests); fi
+# The e2e suites run the sanitized program with the sanitized built-in and test plugins.
+e2e_suites=(ssld_cli_tests ssld_train_tests ssld_sweep_tests ssld_mine_tests)
+if [ "$mode" = tests ] || [ "$mode" = ci ]; then
+  build_targets+=(ssld_reader_tests ssld ssld_builtin_plugins ssld_test_plugins "${e2e_suites[@]}")
+fi
 started=$SECONDS
 cmake --build "$build" -j "$(nproc)" --target "${build_targets[@]}"
 echo "fuzz: build took $((SECONDS - started)) s"
@@ -66,11 +72,51 @@ read -r -a targets <<< "${FUZZ_TARGETS:-${all_targets[*]}}"
 status=0
 libfuzzer_flags=(-rss_limit_mb=4096 -malloc_limit_mb=4096 -timeout=10)
 
+# The 20-trial kill -9 and concurrent-writer loops are left to the normal build: they repeat
+# what the resume and teacher-cache tests already drive through the same readers, at ten times
+# their time under ASan.
+e2e_filter() {
+  case "$1" in
+    ssld_train_tests) echo "-Train.KilledAtRandomMoments*:Train.TwoRunsFillingOneTeacherCacheKey*" ;;
+    ssld_sweep_tests) echo "-Sweep.TwoSweepsFillingOneTeacherCacheStore*" ;;
+    *) echo "*" ;;
+  esac
+}
+
 run_tests() {
   local started=$SECONDS
   echo "fuzz: reader unit tests under ASan + UBSan"
   if ! "$build/bin/ssld_reader_tests" --gtest_brief=1; then status=1; fi
   echo "fuzz: reader tests took $((SECONDS - started)) s"
+  # The e2e suites, two at a time (the machine's two cores; each is mostly waiting on a child
+  # process), each into its own log, printed when the suite fails.
+  started=$SECONDS
+  echo "fuzz: e2e suites under ASan + UBSan: ${e2e_suites[*]}"
+  mkdir -p "$build/fuzz-out"
+  local pids=() names=()
+  for suite in "${e2e_suites[@]}"; do
+    "$build/bin/$suite" --gtest_brief=1 --gtest_filter="$(e2e_filter "$suite")" \
+      > "$build/fuzz-out/$suite.log" 2>&1 &
+    pids+=($!) names+=("$suite")
+    if ((${#pids[@]} == 2)); then wait_suites; fi
+  done
+  wait_suites
+  echo "fuzz: e2e suites took $((SECONDS - started)) s"
+}
+
+wait_suites() {
+  local i
+  for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then
+      echo "fuzz: ${names[$i]} passed ($(grep -oE '[0-9]+ tests? from .* ran\.' "$build/fuzz-out/${names[$i]}.log" | tail -1))"
+    else
+      echo "fuzz: ${names[$i]} FAILED under the sanitizers:"
+      grep -E "FAILED|ERROR: AddressSanitizer|runtime error|Failure" "$build/fuzz-out/${names[$i]}.log" | head -40
+      echo "  (log: $build/fuzz-out/${names[$i]}.log)"
+      status=1
+    fi
+  done
+  pids=() names=()
 }
 
 # The first report line and the first frame in ssld's own code (for an escaped exception, in

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <future>
+#include <map>
 #include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -243,4 +245,60 @@ student = { type = "small_cnn", width = 4, depth = 1 }
   EXPECT_NE(first.find("teacher cache: 0 steps read, 40 computed"), std::string::npos) << first;
   EXPECT_NE(second.find("teacher cache: 40 steps read, 0 computed"), std::string::npos) << second;
   EXPECT_NE(ssld::test::read_file(folder / "results.csv").find("teacher_share"), std::string::npos);
+}
+
+// Two sweeps of two runs each (`--jobs 2`), started together on one teacher-cache store: four
+// processes race to fill one key. No run fails, and every run's student equals the one its
+// assignment trains with the online teacher (20 trials, a fresh store each).
+TEST(Sweep, TwoSweepsFillingOneTeacherCacheStoreAtOnceAllSucceed) {
+  TempDir dir;
+  dir.write("teacher.toml", tiny_config(""));
+  ASSERT_EQ(ssld::test::run_program(kSsld, {"-q", "train", (dir / "teacher.toml").string()}).exit_code, 0);
+  auto distill = [&](const std::string& cache) {
+    return tiny_config(R"(
+[teacher]
+type = "checkpoint"
+weights = "runs/sw/main/student.safetensors"
+student = { type = "small_cnn", width = 4, depth = 1 }
+)" + cache + R"(
+[sweep.axes]
+"train.lr" = [0.05, 0.1]
+)");
+  };
+  auto run_sweep = [&](const std::string& config, const std::string& name) {
+    return ssld::test::run_program(kSsld, {"-q", "sweep", (dir / config).string(), "--jobs", "2", "--set",
+                                           "run.name=" + name, "--set", "loss.0.type=ssld"});
+  };
+  auto students = [&](const std::string& name) {
+    std::map<std::string, std::string> out;
+    const auto manifest = nlohmann::json::parse(ssld::test::read_file(dir / "runs" / name / "manifest.json"));
+    for (const auto& run : manifest.at("runs")) {
+      const std::string id = run.at("id");
+      out[id] = ssld::test::read_file(dir / "runs" / name / "runs" / id / "main" / "student.safetensors");
+    }
+    return out;
+  };
+  dir.write("online.toml", distill(""));
+  const RunResult online = run_sweep("online.toml", "online");
+  ASSERT_EQ(online.exit_code, 0) << online.err;
+  const auto expected = students("online");
+  ASSERT_EQ(expected.size(), 2u);
+
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::string store = (dir / ("store" + std::to_string(trial))).string();
+    const std::string config = "cached" + std::to_string(trial) + ".toml";
+    dir.write(config, distill("[teacher_cache]\nstore = \"" + store + "\"\n"));
+    const std::vector<std::string> names = {"a" + std::to_string(trial), "b" + std::to_string(trial)};
+    std::vector<std::future<RunResult>> sweeps;
+    for (const auto& name : names) sweeps.push_back(std::async(std::launch::async, run_sweep, config, name));
+    for (size_t i = 0; i < names.size(); ++i) {
+      const RunResult result = sweeps[i].get();
+      EXPECT_EQ(result.exit_code, 0) << "trial " << trial << ", sweep " << names[i] << ":\n" << result.err;
+    }
+    for (const auto& name : names)
+      EXPECT_EQ(students(name), expected) << "trial " << trial << ", sweep " << name;
+    std::vector<fs::path> keys(fs::directory_iterator(store), {});
+    ASSERT_EQ(keys.size(), 1u) << "trial " << trial;
+    EXPECT_TRUE(fs::exists(keys[0] / "epoch_00000.bin")) << "trial " << trial;
+  }
 }
