@@ -7,11 +7,9 @@
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "data/device_batch.hpp"
-#include "eval/evaluation.hpp"
 #include "teacher_cache/teacher_cache.hpp"
 #include "train/assembly.hpp"
-
-#include <c10/core/GradMode.h>
+#include "train/teacher_source.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -35,9 +33,8 @@ int64_t fill_stage(Stage stage, const CommandSetup& setup, int64_t epochs_overri
     throw Error("stage '" + stage.name + "': its teacher is not built yet (its weights come from an earlier stage: "
                 "train that stage first)");
   TeacherCache& cache = *components.teacher_cache;
-  Teacher& teacher = *components.teacher;
+  const TeacherSource teacher(*components.teacher, &cache, setup.device, components.settings.channels_last);
   DataPipeline& train = *components.train;
-  teacher.to(setup.device);
   const int64_t epochs = epochs_override > 0 ? epochs_override : components.settings.epochs;
   const uint64_t seed = static_cast<uint64_t>(setup.run.seed);
   int64_t filled = 0;
@@ -51,23 +48,14 @@ int64_t fill_stage(Stage stage, const CommandSetup& setup, int64_t epochs_overri
     loader.start(epoch, 0);
     while (auto host_batch = loader.next()) {
       const Batch batch = to_device(*host_batch, train, setup.device, seed);
-      const at::Tensor images = components.settings.channels_last
-                                    ? batch.images.contiguous(at::MemoryFormat::ChannelsLast)
-                                    : batch.images;
-      cache.logits(epoch, host_batch->step, batch.ids, [&] {
-        c10::NoGradGuard no_grad;
-        return teacher.forward(images, {}).logits;
-      });
+      (void)teacher.outputs(batch.images, batch.ids, StepPosition{epoch, host_batch->step});
     }
     ++filled;
     spdlog::info("stage {}: epoch {} of {} stored in {:.1f} s", stage.name, epoch + 1, epochs,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  if (components.val && sharding.world_size == 1 && !cache.teacher_accuracy()) {  // a shard's accuracy is not the teacher's
-    const Accuracy accuracy = evaluate(*components.val, setup.device, seed,
-                                       [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; });
-    cache.save_teacher_accuracy(accuracy);
-  }
+  // A shard's accuracy is not the teacher's.
+  if (components.val && sharding.world_size == 1) (void)teacher.accuracy(*components.val, seed);
   std::cout << (sharding.world_size > 1 ? "rank " + std::to_string(sharding.rank) + ", " : std::string()) << "stage "
             << stage.name << ": " << cache.store().folder().string() << " holds epochs 1-" << epochs
             << " (" << filled << " computed now, " << cache.codec().name() << ")\n";

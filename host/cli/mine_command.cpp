@@ -150,13 +150,13 @@ int run_mine(const MineCommand& command) {
     throw Error(refusal.empty() ? "another rank cannot start mining (its message says why)" : refusal);
   if (!refusal.empty()) throw Error(refusal);
 
-  teacher->to(setup->device);
+  const TeacherSource source(*teacher, nullptr, setup->device, false);
   install_stop_signals();  // SIGINT/SIGTERM: save the state after the current batch and exit 3
   MineJob job;
   job.settings = settings;
   job.candidates = candidates.get();
   job.protected_images = protected_images.get();
-  job.teacher = teacher.get();
+  job.teacher = &source;
   job.device = setup->device;
   job.seed = static_cast<uint64_t>(setup->run.seed);
   job.identity = identity_of(config, *teacher, *candidates);

@@ -90,7 +90,7 @@ void save_state(const MineFiles& files, const std::string& identity, const Mined
 }
 
 Mined read_state(const MineJob& job, const MineFiles& files, const std::string& identity) {
-  const int64_t classes = job.teacher->num_classes();
+  const int64_t classes = job.teacher->teacher().num_classes();
   Mined mined{MineTally(classes, job.settings.histogram_bins), CandidateSelection(job.settings.selection, classes)};
   if (!std::filesystem::exists(files.state())) throw Error("no mining state at '" + files.state().string() + "'");
   const nlohmann::json state = read_json_file(files.state(), "mining state");
@@ -116,7 +116,7 @@ Mined stream_candidates(const MineJob& job) {
   const auto started = std::chrono::steady_clock::now();
   const MineSettings& settings = job.settings;
   const DataPipeline& candidates = *job.candidates;
-  const int64_t classes = job.teacher->num_classes();
+  const int64_t classes = job.teacher->teacher().num_classes();
   const std::string identity = state_identity(job, job.shard.rank);
   fs::create_directories(job.files.folder);
 
@@ -253,7 +253,7 @@ MineOutcome outcome_of(const Mined& mined, int64_t selected) {
 MineOutcome write_results(const MineJob& job, Mined mined, const MineFiles& into) {
   const CandidateSelection::Result result = mined.selection.select();
   MineReport report;
-  report.teacher = job.teacher->identity();
+  report.teacher = job.teacher->teacher().identity();
   report.score = name_of(job.settings.selection.score);
   report.class_names = job.class_names;
   report.protected_images = mined.protected_images;
@@ -275,7 +275,7 @@ MineOutcome mine_shard(const MineJob& job) {
 }
 
 MineOutcome merge_mined_shards(const MineJob& job, const std::vector<MineFiles>& shards, const MineFiles& into) {
-  const int64_t classes = job.teacher->num_classes();
+  const int64_t classes = job.teacher->teacher().num_classes();
   Mined merged{MineTally(classes, job.settings.histogram_bins), CandidateSelection(job.settings.selection, classes)};
   fs::create_directories(into.folder);
   std::ofstream pairs(into.removed_pairs(), std::ios::trunc);

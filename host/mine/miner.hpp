@@ -14,6 +14,7 @@
 #include "data/data_config.hpp"
 #include "mine/mine_config.hpp"
 #include "mine/mine_report.hpp"
+#include "train/teacher_source.hpp"
 
 #include <ssld/model.hpp>
 
@@ -26,7 +27,7 @@ struct MineJob {
   MineSettings settings;
   DataPipeline* candidates = nullptr;
   DataPipeline* protected_images = nullptr;  // nullptr: no deduplication
-  Teacher* teacher = nullptr;
+  const TeacherSource* teacher = nullptr;  // on `device`
   c10::Device device{c10::kCPU};
   uint64_t seed = 0;
   std::string identity;  // the config and the teacher: a state written for another is refused

@@ -15,6 +15,7 @@
 #include "train/optimization.hpp"
 #include "train/progress_display.hpp"
 #include "train/teacher_guard.hpp"
+#include "train/teacher_source.hpp"
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
@@ -130,15 +131,15 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
   const TrainSettings& settings = components_.settings;
   Student& student = *components_.student;
   student.to(device_);
-  if (components_.teacher) components_.teacher->to(device_);
   if (settings.channels_last) {  // convolution weights in NHWC, like the batches the step feeds
     NamedTensors tensors = student.named_parameters();
     for (auto& buffer : student.named_buffers()) tensors.push_back(std::move(buffer));
-    if (components_.teacher)
-      for (auto& tensor : components_.teacher->named_state()) tensors.push_back(std::move(tensor));
     for (auto& [name, tensor] : tensors)
       if (tensor.dim() == 4) tensor.set_data(tensor.contiguous(at::MemoryFormat::ChannelsLast));
   }
+  if (components_.teacher)
+    teacher_source_ = std::make_unique<TeacherSource>(*components_.teacher, components_.teacher_cache.get(), device_,
+                                                      settings.channels_last);
   if (settings.precision != "fp32") {
     if (device_.is_cuda()) {
       autocast_ = true;
@@ -222,35 +223,12 @@ StageResult Trainer::run(bool resume) {
 // The teacher's accuracy on data.val, once per stage for the results table (stored with the
 // teacher's soft labels when there is a teacher cache).
 void Trainer::evaluate_teacher() {
-  const TeacherCache* cache = components_.teacher_cache.get();
-  Accuracy accuracy;
-  const auto stored = cache ? cache->teacher_accuracy() : std::nullopt;
-  if (stored) {
-    accuracy = *stored;
-  } else {
-    Teacher& teacher = *components_.teacher;
-    accuracy = evaluate(*components_.val, device_, seed_,
-                        [&](const at::Tensor& images) { return teacher.forward(images, {}).logits; }, nullptr,
-                        data_parallel_ ? &data_parallel_->dist() : nullptr);
-    if (cache) cache->save_teacher_accuracy(accuracy);
-  }
+  const auto [accuracy, from_cache] =
+      teacher_source_->accuracy(*components_.val, seed_, data_parallel_ ? &data_parallel_->dist() : nullptr);
   result_.teacher_top1 = accuracy.top1;
   result_.teacher_top5 = accuracy.top5;
   spdlog::info("teacher: top-1 {:.2f}%, top-5 {:.2f}% on {} validation images{}", accuracy.top1, accuracy.top5,
-               accuracy.samples, stored ? " (teacher cache)" : "");
-}
-
-ModelOutput Trainer::teacher_outputs(const Batch& batch, const at::Tensor& images, StepPosition position) {
-  // Outside autocast: the teacher's own precision option governs it.
-  auto forward = [&] {
-    c10::NoGradGuard no_grad;
-    return components_.teacher->forward(images, teacher_features_);
-  };
-  TeacherCache* cache = components_.teacher_cache.get();
-  if (!cache || position.epoch < 0) return forward();
-  ModelOutput output;
-  output.logits = cache->logits(position.epoch, position.step, batch.ids, [&] { return forward().logits; });
-  return output;
+               accuracy.samples, from_cache ? " (teacher cache)" : "");
 }
 
 StepOutcome Trainer::step(const Batch& batch, double lr, StepPosition position) {
@@ -263,7 +241,7 @@ StepOutcome Trainer::step(const Batch& batch, double lr, StepPosition position) 
     const bool sync = timing_step_ && device_.is_cuda();
     if (sync) (void)batch.ids[0].item<int64_t>();  // a device-to-host copy waits for the queued work
     const auto start = std::chrono::steady_clock::now();
-    teacher_output = teacher_outputs(batch, images, position);
+    teacher_output = teacher_source_->outputs(images, batch.ids, position, teacher_features_);
     if (sync) (void)teacher_output.logits.view(-1)[0].item<float>();
     if (timing_step_) teacher_seconds_ += seconds_between(start, std::chrono::steady_clock::now());
   }

@@ -5,6 +5,7 @@
 
 #include "data/data_config.hpp"
 #include "train/stop_signals.hpp"
+#include "train/teacher_source.hpp"
 #include "train/train_settings.hpp"
 
 #include <ssld/augmentation.hpp>
@@ -51,12 +52,6 @@ struct StageResult {
   double teacher_share = -1;  // fraction of step time spent on the teacher's soft labels; -1: no teacher
   int64_t skipped_steps = 0;   // non-finite loss or gradients
   int64_t overflow_steps = 0;  // fp16 gradients overflowed at the current loss scale
-};
-
-// Where a batch sits in the run: the teacher cache's key for its soft labels.
-struct StepPosition {
-  int64_t epoch = -1;  // -1: unknown (benchmarks); the teacher then always runs
-  int64_t step = -1;
 };
 
 // What one training step did.
@@ -111,7 +106,6 @@ class Trainer {
   void evaluate_teacher();
   void sync_replicas();  // data-parallel: buffers (BatchNorm statistics, EMA) equal on all ranks
   bool writes_files() const;  // rank 0, or a single process
-  ModelOutput teacher_outputs(const Batch& batch, const at::Tensor& images, StepPosition position);
 
   StageComponents& components_;
   std::filesystem::path folder_;
@@ -122,7 +116,8 @@ class Trainer {
   std::unique_ptr<Ema> ema_;
   std::unique_ptr<MetricsLog> metrics_;
   std::unique_ptr<LossScaler> scaler_;
-  std::unique_ptr<TeacherGuard> teacher_guard_;  // null without a teacher
+  std::unique_ptr<TeacherSource> teacher_source_;  // null without a teacher
+  std::unique_ptr<TeacherGuard> teacher_guard_;    // null without a teacher
   std::unique_ptr<DataParallel> data_parallel_;  // null in a single process
   bool autocast_ = false;
   at::ScalarType autocast_dtype_ = at::kFloat;

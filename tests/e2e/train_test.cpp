@@ -405,6 +405,39 @@ TEST(Train, TwoRunsFillingOneTeacherCacheKeyAtOnceBothSucceed) {
   }
 }
 
+// `ssld cache-teacher` and `ssld train` get the teacher's soft labels from one source, so the
+// epoch a run fills and the one filled ahead are the same bytes, also in channels_last (where
+// the teacher's weights are converted with the batches).
+TEST(Train, CacheTeacherStoresTheSoftLabelsTrainingComputes) {
+  TempDir dir;
+  dir.write("c.toml", small_config());
+  ASSERT_EQ(train(dir, {"--set", "train.epochs=1"}).exit_code, 0);
+  std::filesystem::copy_file(dir / "runs" / "t" / "main" / "student.safetensors", dir / "teacher.safetensors");
+  dir.write("cached.toml", small_config("[teacher]\ntype = \"checkpoint\"\nweights = \"teacher.safetensors\"\n"
+                                        "student = { type = \"small_cnn\", width = 8, depth = 2 }\n"
+                                        "[teacher_cache]\nformat = \"fp32\"\n"));
+  for (const std::string layout : {"false", "true"}) {
+    const std::vector<std::string> settings = {"--set", "loss.0.type=ssld", "--set", "train.epochs=1",
+                                               "--set", "train.channels_last=" + layout};
+    auto with_store = [&](std::vector<std::string> args, const std::string& store) {
+      args.insert(args.end(), settings.begin(), settings.end());
+      args.insert(args.end(), {"--set", "teacher_cache.store=" + (dir / store).string()});
+      return ssld::test::run_program(kSsld, args);
+    };
+    const RunResult ahead = with_store({"-q", "cache-teacher", (dir / "cached.toml").string()}, "ahead" + layout);
+    ASSERT_EQ(ahead.exit_code, 0) << ahead.err;
+    const RunResult filled = with_store({"-q", "train", (dir / "cached.toml").string(), "--restart"}, "filled" + layout);
+    ASSERT_EQ(filled.exit_code, 0) << filled.err;
+    std::vector<std::filesystem::path> keys(std::filesystem::directory_iterator(dir / ("ahead" + layout)), {});
+    ASSERT_EQ(keys.size(), 1u);
+    const auto key = keys[0].filename();
+    ASSERT_TRUE(std::filesystem::exists(dir / ("filled" + layout) / key / "epoch_00000.bin")) << "another key";
+    EXPECT_TRUE(ssld::test::read_file(dir / ("ahead" + layout) / key / "epoch_00000.bin") ==
+                ssld::test::read_file(dir / ("filled" + layout) / key / "epoch_00000.bin"))
+        << "the soft labels differ, channels_last = " << layout;
+  }
+}
+
 TEST(Train, TeacherCacheTrainsBitIdenticalStudentsAndRefusesAnotherTeachersStore) {
   TempDir dir;
   dir.write("c.toml", small_config());
