@@ -1,18 +1,15 @@
 // The `ssld` program: parses the command line, sets up logging, runs one subcommand, and
 // turns every user-facing error into one clear paragraph and a non-zero exit code.
 #include "cli/commands.hpp"
-#include "config/diagnostics.hpp"
 #include "core/atomic_file.hpp"
+#include "core/errors.hpp"
 #include "log/logging.hpp"
-#include "data/data_error.hpp"
-#include "plugin/plugin_error.hpp"
-#include "train/trainer.hpp"
 
 #include <ssld/abi.h>
-#include <ssld/error.hpp>
 #include <ssld/fingerprint.hpp>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <iostream>
 
@@ -22,12 +19,19 @@
 
 namespace {
 
-constexpr int kUserError = 2;      // a config, plugin or option problem the user can fix
-constexpr int kInternalError = 1;  // anything else
-
-int report(const std::string& message, int code) {
+// The one paragraph a failed command prints, and, for a launcher (`ssld sweep`), the same as
+// JSON in the --failure-file it named: {"exit_status": N, "error": "..."}.
+int report(const std::string& message, ssld::host::ExitStatus status, const std::string& failure_file) {
   std::cerr << "ssld: error: " << message << "\n";
-  return code;
+  if (!failure_file.empty()) {
+    try {
+      ssld::host::write_file_atomically(failure_file,
+                                        nlohmann::json{{"exit_status", status}, {"error", message}}.dump(2) + "\n");
+    } catch (const std::exception& error) {
+      std::cerr << "ssld: error: " << error.what() << "\n";
+    }
+  }
+  return status;
 }
 
 }  // namespace
@@ -44,6 +48,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_flag("-q,--quiet", log_options.quiet, "only warnings and errors");
   app.add_flag("-v,--verbose", log_options.verbose, "debug messages too");
+  std::string failure_file;
+  app.add_option("--failure-file", failure_file,
+                 "when the command fails, also write its exit status and message as JSON to this file (for launchers)");
 
   PluginsCommand plugins;
   auto* plugins_app = app.add_subcommand("plugins", "list every component of every loaded plugin, with its options");
@@ -161,18 +168,10 @@ int main(int argc, char** argv) {
     if (report_app->parsed()) return run_report(report_command);
     if (cache_teacher_app->parsed()) return run_cache_teacher(cache_teacher);
     if (mine_app->parsed()) return run_mine(mine);
-  } catch (const Interrupted& error) {
-    return report(error.what(), kInterruptedExitCode);
-  } catch (const ConfigError& error) {
-    return report(error.what(), kUserError);
-  } catch (const PluginError& error) {
-    return report(error.what(), kUserError);
-  } catch (const DataError& error) {
-    return report(error.what(), kUserError);
-  } catch (const ssld::Error& error) {
-    return report(error.what(), kUserError);
   } catch (const std::exception& error) {
-    return report(std::string("unexpected failure: ") + error.what(), kInternalError);
+    const ExitStatus status = exit_status_of(error);
+    return report(status == kExitInternalError ? std::string("unexpected failure: ") + error.what() : error.what(),
+                  status, failure_file);
   }
-  return kInternalError;
+  return kExitInternalError;
 }

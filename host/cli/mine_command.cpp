@@ -9,7 +9,7 @@
 #include "dist/data_parallel.hpp"
 #include "mine/mine_config.hpp"
 #include "mine/miner.hpp"
-#include "train/stop_signals.hpp"
+#include "core/stop_signals.hpp"
 
 #include <ssld/rng.hpp>
 

@@ -83,7 +83,7 @@ int run_sweep_command(const SweepCommand& command) {
   const std::string report = write_sweep_report(folder);
   std::cout << "\n" << report << "\nmanifest: " << sweep_manifest_path(folder).string()
             << "\nresults: " << (folder / "results.md").string() << "\n";
-  if (code == 3) std::cout << "interrupted: run the same command again to resume\n";
+  if (code == kExitInterrupted) std::cout << "interrupted: run the same command again to resume\n";
   return code;
 }
 

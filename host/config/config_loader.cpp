@@ -1,5 +1,7 @@
 #include "config/config_loader.hpp"
 
+#include "config/key_path.hpp"
+
 #include "config/diagnostics.hpp"
 #include "core/bounded_input.hpp"
 
@@ -186,10 +188,6 @@ std::string toml_basic_string(const std::string& text) {
   return quoted + "\"";
 }
 
-bool is_index(const std::string& segment) {
-  return !segment.empty() && segment.find_first_not_of("0123456789") == std::string::npos;
-}
-
 }  // namespace
 
 void apply_override(TomlValue& root, const std::string& assignment) {
@@ -199,58 +197,25 @@ void apply_override(TomlValue& root, const std::string& assignment) {
   if (equals == std::string::npos || equals == 0)
     throw ConfigError(place, "an override is written key.path=value, e.g. --set student.width=64");
   const std::string path = assignment.substr(0, equals);
-  std::vector<std::string> segments;
-  std::stringstream splitter(path);
-  for (std::string segment; std::getline(splitter, segment, '.');) segments.push_back(segment);
-  if (segments.empty() || path.back() == '.' || std::find(segments.begin(), segments.end(), "") != segments.end())
-    throw ConfigError(place, "malformed key path '" + path + "'");
-  if (segments.front() == "base") throw ConfigError(place, "`base` can only be set in a config file");
-  if (segments.size() > kMaxNesting)
-    throw ConfigError(place, "a key path of " + std::to_string(segments.size()) + " parts; at most " +
+  const std::vector<std::string> parts = split_key_path(path, place, "");
+  if (parts.front() == "base") throw ConfigError(place, "`base` can only be set in a config file");
+  if (parts.size() > kMaxNesting)
+    throw ConfigError(place, "a key path of " + std::to_string(parts.size()) + " parts; at most " +
                                  std::to_string(kMaxNesting) + " are allowed");
-
-  TomlValue* node = &root;
-  std::string walked;
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    const std::string& segment = segments[i];
-    const bool last = i + 1 == segments.size();
-    if (node->is_array()) {
-      if (!is_index(segment) || std::stoul(segment) >= node->as_array().size())
-        throw ConfigError(place, "'" + walked + "' is a list of " + std::to_string(node->as_array().size()) +
-                                     " entries; '" + segment + "' is not an index into it");
-      node = &node->as_array()[std::stoul(segment)];
-    } else {
-      if (!node->is_table()) {
-        throw ConfigError(place, "'" + walked + "' is a " + toml_type_name(*node) + ", not a table");
-      }
-      TomlTable& table = node->as_table();
-      if (last) {
-        const std::string text = assignment.substr(equals + 1);
-        // A quoted string always parses: check_utf8 above refused what toml11 would not take.
-        TomlValue value = parse_toml_text("value = " + toml_basic_string(text), place.file).at("value");
-        // An inline table is a table wherever it goes ("stage.0.train={epochs=1}"); other
-        // texts wait for the schema to say what they are.
-        if (!text.empty() && text.front() == '{') {
-          try {
-            TomlValue parsed = parse_toml_text("value = " + text, place.file).at("value");
-            if (parsed.is_table()) value = std::move(parsed);
-          } catch (const std::exception&) {
-          }
-        }
-        table[segment] = std::move(value);
-        return;
-      }
-      if (table.find(segment) == table.end()) {
-        if (is_index(segments[i + 1]))
-          throw ConfigError(place, "'" + (walked.empty() ? segment : walked + "." + segment) +
-                                       "' is not a list in the config; --set changes list entries but cannot create them");
-        table[segment] = TomlValue(TomlTable{});
-      }
-      node = &table[segment];
+  TomlValue& slot = value_at_key_path(root, parts, place, KeyPathWalk{false, ""});
+  const std::string text = assignment.substr(equals + 1);
+  // A quoted string always parses: check_utf8 above refused what toml11 would not take.
+  TomlValue value = parse_toml_text("value = " + toml_basic_string(text), place.file).at("value");
+  // An inline table is a table wherever it goes ("stage.0.train={epochs=1}"); other texts wait
+  // for the schema to say what they are.
+  if (!text.empty() && text.front() == '{') {
+    try {
+      TomlValue parsed = parse_toml_text("value = " + text, place.file).at("value");
+      if (parsed.is_table()) value = std::move(parsed);
+    } catch (const std::exception&) {
     }
-    walked += (walked.empty() ? "" : ".") + segment;
   }
-  throw ConfigError(place, "an override must name a key, not a list entry");
+  slot = std::move(value);
 }
 
 bool is_override_text(const TomlValue& value) {

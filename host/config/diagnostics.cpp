@@ -61,7 +61,7 @@ std::string render(std::vector<Diagnostic>& problems) {
 }  // namespace
 
 ConfigError::ConfigError(std::vector<Diagnostic> problems)
-    : std::runtime_error(render(problems)), problems_(std::move(problems)) {}
+    : HostError(render(problems)), problems_(std::move(problems)) {}
 
 ConfigError::ConfigError(SourcePlace place, const std::string& message)
     : ConfigError(std::vector<Diagnostic>{Diagnostic{std::move(place), message}}) {}

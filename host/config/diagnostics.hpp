@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config/toml_value.hpp"
+#include "core/errors.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -28,7 +29,7 @@ class Diagnostics {
 };
 
 // The config layer's one error type: one or more problems, each with file:line:column.
-class ConfigError : public std::runtime_error {
+class ConfigError : public HostError {
  public:
   explicit ConfigError(std::vector<Diagnostic> problems);
   ConfigError(SourcePlace place, const std::string& message);

@@ -2,13 +2,13 @@
 // cannot be assembled, a loader that stalls. The message names the file or sample.
 #pragma once
 
-#include <stdexcept>
+#include "core/errors.hpp"
 
 namespace ssld::host {
 
-class DataError : public std::runtime_error {
+class DataError : public HostError {
  public:
-  using std::runtime_error::runtime_error;
+  explicit DataError(const std::string& message) : HostError(message) {}
 };
 
 }  // namespace ssld::host

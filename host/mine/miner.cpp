@@ -6,7 +6,7 @@
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
 #include "mine/dedup.hpp"
-#include "train/stop_signals.hpp"
+#include "core/stop_signals.hpp"
 
 #include <ssld/error.hpp>
 #include <ssld/rng.hpp>

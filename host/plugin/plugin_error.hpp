@@ -2,13 +2,13 @@
 // handshake, fails to register, or clashes with another. The message names the file.
 #pragma once
 
-#include <stdexcept>
+#include "core/errors.hpp"
 
 namespace ssld::host {
 
-class PluginError : public std::runtime_error {
+class PluginError : public HostError {
  public:
-  using std::runtime_error::runtime_error;
+  explicit PluginError(const std::string& message) : HostError(message) {}
 };
 
 }  // namespace ssld::host

@@ -2,6 +2,7 @@
 
 #include "config/config_schema.hpp"
 #include "config/diagnostics.hpp"
+#include "config/key_path.hpp"
 
 #include <ssld/rng.hpp>
 
@@ -13,19 +14,6 @@
 namespace ssld::host {
 
 namespace {
-
-bool is_index(const std::string& segment) {
-  return !segment.empty() && segment.find_first_not_of("0123456789") == std::string::npos;
-}
-
-std::vector<std::string> split_key(const std::string& key, const SourcePlace& place) {
-  std::vector<std::string> segments;
-  std::stringstream splitter(key);
-  for (std::string segment; std::getline(splitter, segment, '.');) segments.push_back(segment);
-  if (segments.empty() || key.back() == '.' || std::find(segments.begin(), segments.end(), "") != segments.end())
-    throw ConfigError(place, "sweep axis '" + key + "' is not a key path such as \"student.width\" or \"loss.0.type\"");
-  return segments;
-}
 
 std::vector<std::string> top_level_keys() {
   std::vector<std::string> keys;
@@ -62,7 +50,7 @@ std::vector<SweepAxis> read_axes(const TomlValue& sweep, bool grid) {
     throw ConfigError(SourcePlace::of(table), "[sweep.axes] must be a table of \"key.path\" = [values...]");
   for (const auto& [key, values] : table.as_table()) {
     const SourcePlace place = SourcePlace::of(values);
-    split_key(key, place);
+    split_key_path(key, place, "sweep axis: ");
     if (!values.is_array())
       throw ConfigError(place, "sweep axis '" + key + "' must be a list of the values it takes, found " +
                                    toml_type_name(values));
@@ -250,45 +238,16 @@ std::string sweep_run_id(const std::vector<AxisValue>& assignment, std::optional
 }
 
 void set_config_value(TomlValue& root, const std::string& key, const TomlValue& value, const SourcePlace& place) {
-  const std::vector<std::string> segments = split_key(key, place);
   const std::string prefix = "sweep axis '" + key + "' does not resolve: ";
-  TomlValue* node = &root;
-  std::string walked;
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const std::string& segment = segments[i];
-    const bool last = i + 1 == segments.size();
-    if (node->is_array()) {
-      auto& list = node->as_array();
-      if (!is_index(segment) || std::stoul(segment) >= list.size())
-        throw ConfigError(place, prefix + "'" + walked + "' is a list of " + std::to_string(list.size()) +
-                                     " entries; '" + segment + "' is not an index into it");
-      node = &list[std::stoul(segment)];
-    } else if (node->is_table()) {
-      TomlTable& table = node->as_table();
-      if (i == 0 && table.find(segment) == table.end()) {
-        const std::vector<std::string> known = top_level_keys();
-        if (std::find(known.begin(), known.end(), segment) == known.end())
-          throw ConfigError(place, prefix + "'" + segment + "' is not a top-level key of a config" +
-                                       did_you_mean(segment, known));
-      }
-      if (last) {
-        table[segment] = value;  // a table value replaces the table whole, like a list does
-        return;
-      }
-      if (table.find(segment) == table.end()) {
-        if (is_index(segments[i + 1]))
-          throw ConfigError(place, prefix + "'" + (walked.empty() ? segment : walked + "." + segment) +
-                                       "' is not a list in the config");
-        table[segment] = TomlValue(TomlTable{});  // a table left to its defaults, as --set does
-      }
-      node = &table[segment];
-    } else {
-      throw ConfigError(place, prefix + "'" + walked + "' is not a table (it is a value of type " +
-                                   toml_type_name(*node) + ")");
-    }
-    walked += (walked.empty() ? "" : ".") + segment;
+  const std::vector<std::string> parts = split_key_path(key, place, "sweep axis: ");
+  if (!root.contains(parts.front())) {
+    const std::vector<std::string> known = top_level_keys();
+    if (std::find(known.begin(), known.end(), parts.front()) == known.end())
+      throw ConfigError(place, prefix + "'" + parts.front() + "' is not a top-level key of a config" +
+                                   did_you_mean(parts.front(), known));
   }
-  if (node != &root) *node = value;  // the path ended on a list entry ("teacher.members.1")
+  // A table value replaces the table whole, like a list does.
+  value_at_key_path(root, parts, place, KeyPathWalk{true, prefix}) = value;
 }
 
 TomlValue sweep_run_config(const TomlValue& root, const SweepSpec& spec, const SweepRun& run) {

@@ -2,6 +2,8 @@
 
 #include "config/config_loader.hpp"
 #include "core/atomic_file.hpp"
+#include "core/bounded_input.hpp"
+#include "core/stop_signals.hpp"
 #include "sweep/sweep_manifest.hpp"
 
 #include <spdlog/spdlog.h>
@@ -71,18 +73,6 @@ namespace {
 
 // --- processes ------------------------------------------------------------------------------
 
-volatile std::sig_atomic_t stop_signals = 0;
-void on_stop_signal(int) { stop_signals = stop_signals + 1; }
-
-void install_sweep_stop_signals() {
-  stop_signals = 0;
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
-
 struct Child {
   pid_t pid = -1;
   size_t index = 0;  // into the plan and the manifest's runs
@@ -102,28 +92,28 @@ class SweepExecution {
       if (entry(i)["status"] != kRunDone) queue.push_back(i);
     spdlog::info("sweep: {} runs, {} done, {} to run, {} at a time", runs_.size(), runs_.size() - queue.size(),
                  queue.size(), options_.jobs);
-    install_sweep_stop_signals();
+    install_stop_signals(SecondSignal::Counts);
     int forwarded = 0;  // signals passed on to the children
     while (!queue.empty() || !children_.empty()) {
-      if (stop_signals > forwarded) {
+      const int received = stop_signals_received();
+      if (received > forwarded) {
         // First signal: children checkpoint and exit 3; a second one: stop them at once.
         for (const auto& child : children_) kill(child.pid, forwarded == 0 ? SIGTERM : SIGKILL);
-        forwarded = stop_signals;
+        forwarded = received;
       }
-      while (stop_signals == 0 && static_cast<int>(children_.size()) < options_.jobs && !queue.empty()) {
+      while (!stop_requested() && static_cast<int>(children_.size()) < options_.jobs && !queue.empty()) {
         start(queue.front());
         queue.pop_front();
       }
       reap();
-      if (stop_signals > 0 && children_.empty()) break;
+      if (stop_requested() && children_.empty()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
-    if (stop_signals > 0) return 3;
+    restore_default_signals();
+    if (stop_requested()) return kExitInterrupted;
     for (const auto& run : manifest_["runs"])
-      if (run["status"] == kRunFailed) return kSweepRunsFailedExitCode;
-    return 0;
+      if (run["status"] == kRunFailed) return kExitSweepRunsFailed;
+    return kExitSuccess;
   }
 
  private:
@@ -150,7 +140,10 @@ class SweepExecution {
                                                       toml::format(config));
       record_device(index, config);
     }
-    std::vector<std::string> args = {program_, "train", config_file.string()};
+    // The child says why it failed in a file, not only in its stderr text.
+    const fs::path failure = failure_file(folder);
+    fs::remove(failure);
+    std::vector<std::string> args = {program_, "--failure-file", failure.string(), "train", config_file.string()};
     if (resume) args.push_back("--resume");
 
     nlohmann::json& record = entry(index);
@@ -227,7 +220,7 @@ class SweepExecution {
     if (code == 0 && sweep_run_finished(folder, planned.stages)) {
       record["status"] = kRunDone;
       spdlog::info("sweep: run {} done in {:.0f} s", planned.run.id, seconds);
-    } else if (code == 3) {
+    } else if (code == kExitInterrupted) {
       record["status"] = kRunPending;  // interrupted after writing a checkpoint: resumed next time
       spdlog::info("sweep: run {} interrupted; the next `ssld sweep` resumes it", planned.run.id);
     } else {
@@ -238,8 +231,11 @@ class SweepExecution {
     save();
   }
 
-  // Saves the last lines of the child's stderr as error.txt and returns the line that says what
-  // went wrong ("ssld: error: ..."), or the last line.
+  static fs::path failure_file(const fs::path& folder) { return folder / "failure.json"; }
+
+  // Saves the last lines of the child's stderr as error.txt (for a reader) and returns what went
+  // wrong: the message of the child's failure file, else how it ended (a signal, a crash that
+  // wrote nothing) and its last line of stderr.
   static std::string record_failure(const fs::path& folder, int status) {
     constexpr size_t kTailLines = 20;
     std::ifstream in(folder / "stderr.txt");
@@ -249,16 +245,26 @@ class SweepExecution {
       tail.push_back(line);
       if (tail.size() > kTailLines) tail.pop_front();
     }
-    std::string text, summary;
-    for (const auto& line : tail) {
-      text += line + "\n";
-      if (line.rfind("ssld: error: ", 0) == 0) summary = line.substr(13);
-    }
-    if (WIFSIGNALED(status)) summary = "killed by signal " + std::to_string(WTERMSIG(status));
-    if (summary.empty()) summary = tail.empty() ? "exited with code " + std::to_string(WEXITSTATUS(status)) : tail.back();
+    std::string text;
+    for (const auto& line : tail) text += line + "\n";
     write_file_atomically((folder / "error.txt").string(), text);
+    std::string summary = failure_message(folder);
+    if (WIFSIGNALED(status)) summary = "killed by signal " + std::to_string(WTERMSIG(status));
+    if (summary.empty())
+      summary = "exited with code " + std::to_string(WEXITSTATUS(status)) + (tail.empty() ? "" : ": " + tail.back());
     constexpr size_t kMaxSummary = 500;
     return summary.size() > kMaxSummary ? summary.substr(0, kMaxSummary) + "..." : summary;
+  }
+
+  // The "error" of the child's failure file; "" when it wrote none or one that does not parse.
+  static std::string failure_message(const fs::path& folder) {
+    try {
+      const nlohmann::json failure = read_json_file(failure_file(folder), "run failure file");
+      if (failure.is_object() && failure.contains("error") && failure.at("error").is_string())
+        return failure.at("error").get<std::string>();
+    } catch (const Error&) {
+    }
+    return "";
   }
 
   const std::vector<PlannedRun>& runs_;

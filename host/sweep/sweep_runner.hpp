@@ -5,6 +5,7 @@
 #pragma once
 
 #include "config/toml_value.hpp"
+#include "core/errors.hpp"
 #include "sweep/sweep_plan.hpp"
 
 #include <nlohmann/json.hpp>
@@ -14,10 +15,6 @@
 #include <vector>
 
 namespace ssld::host {
-
-// Exit code of `ssld sweep` when some runs failed (the others ran to the end). 0: every run is
-// done; 3 (as `ssld train`): interrupted by SIGINT/SIGTERM, unfinished runs left to resume.
-constexpr int kSweepRunsFailedExitCode = 4;
 
 struct SweepRunnerOptions {
   int jobs = 1;                // runs at once; CPU threads are divided between them
@@ -40,8 +37,10 @@ TomlValue child_config(const PlannedRun& planned, size_t index, const std::files
                        const SweepRunnerOptions& options);
 
 // Runs every run of `manifest` that is not done (resuming those with a checkpoint), updating and
-// rewriting the manifest as runs start and end. Returns 0, kSweepRunsFailedExitCode, or 3 after
-// SIGINT/SIGTERM (forwarded to the children as SIGTERM; they checkpoint and are left pending).
+// rewriting the manifest as runs start and end. Returns kExitSuccess, kExitSweepRunsFailed (the
+// other runs ran to the end), or kExitInterrupted after SIGINT/SIGTERM (forwarded to the
+// children as SIGTERM; they checkpoint and are left pending). A child writes why it failed to
+// <run>/failure.json (--failure-file), which the manifest's "error" quotes.
 int run_sweep(const std::vector<PlannedRun>& runs, nlohmann::json& manifest, const std::filesystem::path& sweep_folder,
               const SweepRunnerOptions& options);
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "data/data_config.hpp"
-#include "train/stop_signals.hpp"
+#include "core/stop_signals.hpp"
 #include "train/teacher_source.hpp"
 #include "train/train_settings.hpp"
 

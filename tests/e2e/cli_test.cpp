@@ -194,6 +194,23 @@ TEST(CliConfigErrors, MalformedToml) {
   EXPECT_NE(ssld_run({"check", config.string()}).err.find("malformed TOML"), std::string::npos);
 }
 
+// A launcher learns why a command failed from --failure-file, not from the stderr text; a
+// command that succeeds writes nothing there.
+TEST(CliConfigErrors, AFailureFileHoldsTheExitStatusAndTheMessage) {
+  TempDir dir;
+  const auto config = dir.write("c.toml", "[student]\ntype = \"small_cnn\"\nwidht = 8\n");
+  const auto failure = dir / "failure.json";
+  const RunResult failed = ssld_run({"--failure-file", failure.string(), "check", config.string()});
+  expect_user_error(failed, "did you mean 'width'?");
+  const auto written = nlohmann::json::parse(ssld::test::read_file(failure));
+  EXPECT_EQ(written.at("exit_status"), 2);
+  EXPECT_EQ("ssld: error: " + written.at("error").get<std::string>() + "\n", failed.err);
+  std::filesystem::remove(failure);
+  const auto valid = dir.write("v.toml", kValidConfig);
+  EXPECT_EQ(ssld_run({"--failure-file", failure.string(), "check", valid.string()}).exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(failure));
+}
+
 TEST(CliConfigErrors, BaseCycle) {
   TempDir dir;
   dir.write("a.toml", "base = \"b.toml\"\n");

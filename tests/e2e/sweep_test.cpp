@@ -148,6 +148,10 @@ TEST(Sweep, AFailingRunIsRecordedAndDoesNotStopTheOthers) {
   EXPECT_NE(runs[0].at("error").get<std::string>().find("lr"), std::string::npos) << runs[0].dump();
   const fs::path failed = sweep_folder(dir) / "runs" / runs[0].at("id").get<std::string>();
   EXPECT_NE(ssld::test::read_file(failed / "error.txt").find("must be positive"), std::string::npos);
+  // The manifest quotes the child's own failure file.
+  const auto failure = nlohmann::json::parse(ssld::test::read_file(failed / "failure.json"));
+  EXPECT_EQ(failure.at("exit_status"), 2);
+  EXPECT_EQ(runs[0].at("error"), failure.at("error"));
   EXPECT_EQ(runs[1].at("status"), "done");
   const std::string md = ssld::test::read_file(sweep_folder(dir) / "results.md");
   EXPECT_NE(md.find("## Failed runs"), std::string::npos) << md;

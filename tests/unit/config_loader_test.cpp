@@ -80,4 +80,11 @@ TEST(ConfigLoader, MalformedOverridesAreErrors) {
   EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"teacher.0.type=x"}); }).find("cannot create them"), std::string::npos);
   EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"base=x.toml"}); }).find("only be set in a config file"),
             std::string::npos);
+  // An index beyond any list is "not an index", not std::stoul's out_of_range (exit 1).
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"loss.99999999999999999999.type=kl"}); })
+                .find("is not an index into it"),
+            std::string::npos);
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"loss.0=kl"}); }).find("not a list entry"), std::string::npos);
+  EXPECT_NE(error_of<ConfigError>([&] { load_config(path, {"run..name=x"}); }).find("malformed key path"),
+            std::string::npos);
 }
