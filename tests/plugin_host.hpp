@@ -6,7 +6,7 @@
 #include "config/config_loader.hpp"
 #include "data/data_config.hpp"
 #include "plugin/plugin_loader.hpp"
-#include "train/assembly.hpp"
+#include "stage/assembly.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>

@@ -7,8 +7,8 @@
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "data/device_batch.hpp"
+#include "stage/assembly.hpp"
 #include "teacher_cache/teacher_cache.hpp"
-#include "train/assembly.hpp"
 #include "train/teacher_source.hpp"
 
 #include <spdlog/spdlog.h>

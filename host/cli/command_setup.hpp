@@ -3,7 +3,7 @@
 #pragma once
 
 #include "components/component_factory.hpp"
-#include "config/config_schema.hpp"
+#include "stage/config_schema.hpp"
 #include "config/diagnostics.hpp"
 #include "dist/dist_env.hpp"
 #include "plugin/component_registry.hpp"

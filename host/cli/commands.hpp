@@ -2,7 +2,7 @@
 // ConfigError / PluginError / ssld::Error and are printed by main as one paragraph.
 #pragma once
 
-#include "train/dry_run.hpp"
+#include "stage/dry_run.hpp"
 
 #include <string>
 #include <vector>

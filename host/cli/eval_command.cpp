@@ -4,7 +4,7 @@
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
 #include "eval/evaluation.hpp"
-#include "train/assembly.hpp"
+#include "stage/assembly.hpp"
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 

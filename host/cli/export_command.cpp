@@ -5,7 +5,7 @@
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
-#include "train/assembly.hpp"
+#include "stage/assembly.hpp"
 #include "weights/state_dict.hpp"
 #include "weights/torchscript_export.hpp"
 

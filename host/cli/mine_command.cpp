@@ -6,10 +6,10 @@
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "cli/run_layout.hpp"
+#include "core/stop_signals.hpp"
 #include "dist/data_parallel.hpp"
 #include "mine/mine_config.hpp"
 #include "mine/miner.hpp"
-#include "core/stop_signals.hpp"
 
 #include <ssld/rng.hpp>
 

@@ -2,7 +2,7 @@
 // documentation users read comes from here, i.e. from the schemas in the code.
 #include "cli/commands.hpp"
 #include "config/config_loader.hpp"
-#include "config/config_schema.hpp"
+#include "stage/config_schema.hpp"
 #include "plugin/plugin_loader.hpp"
 
 #include <nlohmann/json.hpp>

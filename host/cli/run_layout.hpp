@@ -2,9 +2,9 @@
 // run-wide log and results table beside the stage folders.
 #pragma once
 
-#include "config/config_schema.hpp"
+#include "stage/config_schema.hpp"
 #include "config/diagnostics.hpp"
-#include "train/stages.hpp"
+#include "stage/stages.hpp"
 
 #include <filesystem>
 #include <vector>

@@ -9,7 +9,7 @@
 #include "core/bounded_input.hpp"
 #include "dist/data_parallel.hpp"
 #include "dist/dist_env.hpp"
-#include "train/assembly.hpp"
+#include "stage/assembly.hpp"
 
 
 #include <nlohmann/json.hpp>

@@ -6,6 +6,8 @@
 
 #include <ssld/model.hpp>
 
+#include <ATen/Context.h>
+
 #include <spdlog/spdlog.h>
 
 namespace ssld::host {
@@ -105,6 +107,9 @@ std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& 
   const std::string owner = std::string(to_string(kind)) + " '" + component->info.name + "'";
   const TomlOptions options(table, component->schema, owner);
   const HostContext context(*this, owner);
+  // Initialization that draws from torch's generator (a model's weights) starts from the run's
+  // seed in every factory, so a plugin need not seed it (Context::seed says so).
+  at::manual_seed(seed_);
   FactoryResult made = component->factory(options, context);
   if (!made.error.empty() || !made.component) {
     const std::string origin = component->plugin ? " (from " + component->plugin->describe() + ")" : "";

@@ -2,6 +2,7 @@
 
 #include "config/toml_options.hpp"
 #include "data/image_decode.hpp"
+#include "plugin/builtin_components.hpp"
 
 #include <ssld/rng.hpp>
 
@@ -185,7 +186,8 @@ std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const T
   }
 
   TomlValue sampler_table = table.contains("sampler") ? table.at("sampler")
-                                                      : TomlValue(TomlTable{{"type", name == "val" ? "sequential" : "random"}});
+                                                      : TomlValue(TomlTable{{"type", name == "val" ? builtin::kSequentialSampler
+                                                                                        : builtin::kRandomSampler}});
   pipeline->sampler = create_as<Sampler>(factory, sampler_table, prefix + ".sampler", Schema(), diagnostics);
 
   const auto augmentations = table_list(table, "augment");

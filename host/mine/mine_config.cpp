@@ -1,6 +1,7 @@
 #include "mine/mine_config.hpp"
 
 #include "config/toml_options.hpp"
+#include "plugin/builtin_components.hpp"
 
 namespace ssld::host {
 
@@ -126,7 +127,7 @@ TomlValue sequential_pipeline(const TomlValue& root, const TomlValue& sources) {
     for (auto& source : list.as_array())
       if (source.is_table() && !source.contains("on_bad_image")) source.as_table()["on_bad_image"] = "skip";
   pipeline["sources"] = list;
-  pipeline["sampler"] = TomlTable{{"type", "sequential"}};
+  pipeline["sampler"] = TomlTable{{"type", builtin::kSequentialSampler}};
   for (const char* key : {"augment", "batch_augment"}) {
     if (mine.contains(key)) pipeline[key] = mine.at(key);
     else if (val && val->contains(key)) pipeline[key] = val->at(key);

@@ -1,8 +1,8 @@
 #include "sweep/sweep_plan.hpp"
 
-#include "config/config_schema.hpp"
 #include "config/diagnostics.hpp"
 #include "config/key_path.hpp"
+#include "stage/config_schema.hpp"
 
 #include <ssld/rng.hpp>
 

@@ -3,8 +3,8 @@
 // metrics files, atomic checkpoints, exact resume, signal handling and the non-finite policy.
 #pragma once
 
-#include "data/data_config.hpp"
 #include "core/stop_signals.hpp"
+#include "data/data_config.hpp"
 #include "train/teacher_source.hpp"
 #include "train/train_settings.hpp"
 

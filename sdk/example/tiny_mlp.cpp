@@ -24,13 +24,12 @@ TORCH_MODULE(TinyMlp);
 class TinyMlpStudent : public ssld::ModuleStudent<TinyMlp> {
  public:
   // The host has validated `options` against the schema below: every key exists, typed.
-  TinyMlpStudent(const ssld::Options& options, const ssld::Context& context)
-      : ModuleStudent(make(options, context), options.get_int("num_classes")) {}
+  TinyMlpStudent(const ssld::Options& options, const ssld::Context&)
+      : ModuleStudent(make(options), options.get_int("num_classes")) {}
 
  private:
-  static TinyMlp make(const ssld::Options& options, const ssld::Context& context) {
+  static TinyMlp make(const ssld::Options& options) {
     if (options.get_int("hidden") <= 0) throw ssld::option_error(options, "hidden", "hidden must be positive");
-    torch::manual_seed(context.seed());  // reproducible initialization
     const int64_t pixels = options.get_int("image_size") * options.get_int("image_size") * options.get_int("in_channels");
     return TinyMlp(pixels, options.get_int("hidden"), options.get_int("num_classes"));
   }

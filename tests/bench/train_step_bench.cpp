@@ -13,7 +13,7 @@
 #include "cli/command_setup.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
-#include "train/assembly.hpp"
+#include "stage/assembly.hpp"
 #include "train/trainer.hpp"
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"

@@ -1,10 +1,14 @@
 // The `ssld` program as a user meets it: listing plugins, checking configs, and one clear
 // paragraph with a non-zero exit code for each way a plugin or a config can be wrong.
+#include "plugin/builtin_components.hpp"
 #include "test_support.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
+
+#include <optional>
+#include <set>
 
 using ssld::test::RunResult;
 using ssld::test::TempDir;
@@ -66,6 +70,42 @@ TEST(Cli, PluginsListsBuiltinsWithOptionsAsTextAndJson) {
     EXPECT_TRUE(has_width);
   }
   EXPECT_TRUE(found) << json.out;
+}
+
+// The components the host names itself (plugin/builtin_components.hpp) are registered by the
+// built-in plugins, with the options the host writes.
+TEST(Cli, TheBuiltinComponentsTheHostNamesAreRegisteredWithTheirOptions) {
+  namespace builtin = ssld::host::builtin;
+  const RunResult json = ssld_run({"plugins", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const auto components = nlohmann::json::parse(json.out).at("components");
+  auto options_of = [&](const std::string& kind, const std::string& name) {
+    for (const auto& component : components)
+      if (component.at("kind") == kind && component.at("name") == name) {
+        std::set<std::string> options;
+        for (const auto& option : component.at("options")) options.insert(option.at("name").get<std::string>());
+        return std::optional(options);
+      }
+    return std::optional<std::set<std::string>>();
+  };
+  const struct {
+    const char* kind;
+    const char* name;
+    std::vector<const char*> options;
+  } expected[] = {
+      {"teacher", builtin::kCheckpointTeacher, {builtin::kCheckpointStudent, builtin::kCheckpointWeights}},
+      {"dataset", builtin::kSyntheticDataset,
+       {builtin::kSyntheticCount, builtin::kSyntheticSize, builtin::kSyntheticChannels, builtin::kSyntheticClasses}},
+      {"batch_augmentation", builtin::kNormalizeAugmentation, {builtin::kNormalizeMean}},
+      {"sampler", builtin::kRandomSampler, {}},
+      {"sampler", builtin::kSequentialSampler, {}},
+  };
+  for (const auto& component : expected) {
+    const auto options = options_of(component.kind, component.name);
+    ASSERT_TRUE(options) << component.kind << " " << component.name << " is not registered\n" << json.out;
+    for (const char* option : component.options)
+      EXPECT_TRUE(options->count(option)) << component.kind << " " << component.name << " has no option " << option;
+  }
 }
 
 TEST(Cli, CheckAcceptsAValidConfigAndBuildsItsComponents) {

@@ -2,7 +2,7 @@
 // images): each malformed case found by hand or by a fuzzer is refused with an ssld::Error or
 // ConfigError that names the file, never a crash, a hang or an "unexpected failure".
 #include "config/config_loader.hpp"
-#include "config/config_schema.hpp"
+#include "stage/config_schema.hpp"
 #include "config/diagnostics.hpp"
 #include "config/toml_options.hpp"
 #include "core/atomic_file.hpp"

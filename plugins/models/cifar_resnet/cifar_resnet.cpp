@@ -68,17 +68,16 @@ TORCH_MODULE(CifarResNet);
 
 class CifarResNetStudent : public ssld::ModuleStudent<CifarResNet> {
  public:
-  CifarResNetStudent(const ssld::Options& options, const ssld::Context& context)
-      : ModuleStudent(build(options, context), options.get_int("num_classes")) {}
+  CifarResNetStudent(const ssld::Options& options, const ssld::Context&)
+      : ModuleStudent(build(options), options.get_int("num_classes")) {}
 
  private:
-  static CifarResNet build(const ssld::Options& options, const ssld::Context& context) {
+  static CifarResNet build(const ssld::Options& options) {
     const int64_t depth = options.get_int("depth");
     if (depth < 8 || (depth - 2) % 6 != 0)
       throw ssld::option_error(options, "depth", "depth must be 6n + 2 (20, 32, 44, 56, 110), got " + std::to_string(depth));
     if (options.get_int("width") <= 0 || options.get_int("num_classes") <= 0 || options.get_int("in_channels") <= 0)
       throw ssld::option_error(options, "width", "width, in_channels and num_classes must be positive");
-    torch::manual_seed(context.seed());
     return CifarResNet(options.get_int("in_channels"), (depth - 2) / 6, options.get_int("width"), options.get_int("num_classes"));
   }
 };

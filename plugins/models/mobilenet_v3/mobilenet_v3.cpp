@@ -166,11 +166,11 @@ TORCH_MODULE(MobileNetV3);
 
 class MobileNetV3Student : public ssld::ModuleStudent<MobileNetV3> {
  public:
-  MobileNetV3Student(const ssld::Options& options, const ssld::Context& context)
-      : ModuleStudent(build(options, context), options.get_int("num_classes")) {}
+  MobileNetV3Student(const ssld::Options& options, const ssld::Context&)
+      : ModuleStudent(build(options), options.get_int("num_classes")) {}
 
  private:
-  static MobileNetV3 build(const ssld::Options& options, const ssld::Context& context) {
+  static MobileNetV3 build(const ssld::Options& options) {
     const double width_mult = options.get_float("width_mult");
     if (width_mult <= 0.0) throw ssld::option_error(options, "width_mult", "width_mult must be positive");
     const int64_t num_classes = options.get_int("num_classes");
@@ -178,8 +178,6 @@ class MobileNetV3Student : public ssld::ModuleStudent<MobileNetV3> {
       throw ssld::option_error(options, "num_classes", "num_classes must be positive, got " + std::to_string(num_classes));
     const double dropout = options.get_float("dropout");
     if (dropout < 0.0 || dropout >= 1.0) throw ssld::option_error(options, "dropout", "dropout must be in [0, 1)");
-    // Initialization draws from torch's generator: seed it from the run for reproducible runs.
-    torch::manual_seed(context.seed());
     return MobileNetV3(options.get_string("variant") == "large", width_mult, num_classes, dropout);
   }
 };

@@ -196,11 +196,11 @@ TORCH_MODULE(ResNet);
 template <bool kResNetD>
 class ResNetStudent : public ssld::ModuleStudent<ResNet> {
  public:
-  ResNetStudent(const ssld::Options& options, const ssld::Context& context)
-      : ModuleStudent(build(options, context), options.get_int("num_classes")) {}
+  ResNetStudent(const ssld::Options& options, const ssld::Context&)
+      : ModuleStudent(build(options), options.get_int("num_classes")) {}
 
  private:
-  static ResNet build(const ssld::Options& options, const ssld::Context& context) {
+  static ResNet build(const ssld::Options& options) {
     ResNetConfig config;
     config.depth = options.get_int("depth");
     config.num_classes = options.get_int("num_classes");
@@ -210,8 +210,6 @@ class ResNetStudent : public ssld::ModuleStudent<ResNet> {
       throw ssld::option_error(options, "depth", "depth must be 18, 34, 50, 101 or 152, got " + std::to_string(config.depth));
     if (config.num_classes <= 0)
       throw ssld::option_error(options, "num_classes", "num_classes must be positive, got " + std::to_string(config.num_classes));
-    // Initialization draws from torch's generator: seed it from the run for reproducible runs.
-    torch::manual_seed(context.seed());
     return ResNet(config);
   }
 };

@@ -46,11 +46,11 @@ TORCH_MODULE(SmallCnn);
 
 class SmallCnnStudent : public ssld::ModuleStudent<SmallCnn> {
  public:
-  SmallCnnStudent(const ssld::Options& options, const ssld::Context& context)
-      : ModuleStudent(build(options, context), options.get_int("num_classes")) {}
+  SmallCnnStudent(const ssld::Options& options, const ssld::Context&)
+      : ModuleStudent(build(options), options.get_int("num_classes")) {}
 
  private:
-  static SmallCnn build(const ssld::Options& options, const ssld::Context& context) {
+  static SmallCnn build(const ssld::Options& options) {
     auto positive = [&](const char* key) {
       const int64_t value = options.get_int(key);
       if (value <= 0) throw ssld::option_error(options, key, std::string(key) + " must be positive, got " + std::to_string(value));
@@ -60,8 +60,6 @@ class SmallCnnStudent : public ssld::ModuleStudent<SmallCnn> {
     if (depth > 5) throw ssld::option_error(options, "depth", "depth " + std::to_string(depth) + " pools a 28x28 image below 1x1; use at most 5");
     const double dropout = options.get_float("dropout");
     if (dropout < 0.0 || dropout >= 1.0) throw ssld::option_error(options, "dropout", "dropout must be in [0, 1)");
-    // Initialization draws from torch's generator: seed it from the run for reproducible runs.
-    torch::manual_seed(context.seed());
     return SmallCnn(positive("in_channels"), positive("width"), depth, positive("num_classes"), dropout);
   }
 };

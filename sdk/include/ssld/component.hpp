@@ -55,7 +55,9 @@ class Context {
   virtual ~Context() = default;
   // Where the run computes ("cpu", "cuda:0"); components are built on the CPU and moved there.
   virtual c10::Device device() const = 0;
-  // The run's seed: the first key of every ssld::Rng stream.
+  // The run's seed: the first key of every ssld::Rng stream. The host seeds torch's global
+  // generator with it right before each factory call, so a model initialized in its factory
+  // (torch::nn::init, module constructors) is the same in every run without seeding it itself.
   virtual uint64_t seed() const = 0;
   // Logs through the host's logger, prefixed with the component's name.
   virtual void log(LogLevel level, const std::string& message) const = 0;

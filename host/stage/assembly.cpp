@@ -1,7 +1,7 @@
-#include "train/assembly.hpp"
+#include "stage/assembly.hpp"
 
-#include "config/config_schema.hpp"
 #include "config/toml_options.hpp"
+#include "stage/config_schema.hpp"
 #include "teacher_cache/teacher_cache.hpp"
 #include "weights/state_dict.hpp"
 

@@ -1,7 +1,8 @@
-#include "train/stages.hpp"
+#include "stage/stages.hpp"
 
 #include "config/config_loader.hpp"
-#include "config/config_schema.hpp"
+#include "plugin/builtin_components.hpp"
+#include "stage/config_schema.hpp"
 
 #include <set>
 
@@ -86,10 +87,10 @@ void resolve_stage_references(Stage& stage, const std::vector<Stage>& earlier,
       if (!earlier[index].config.contains("student"))
         diagnostics.add(SourcePlace::of(reference), "stage '" + earlier[index].name + "' has no [student]");
       else
-        table["student"] = earlier[index].config.at("student");
+        table[builtin::kCheckpointStudent] = earlier[index].config.at("student");
       table.erase("type");
-      table.emplace("type", TomlValue("checkpoint"));
-      table["weights"] = TomlValue(stage_weights(folders[index], which).string());
+      table.emplace("type", TomlValue(builtin::kCheckpointTeacher));
+      table[builtin::kCheckpointWeights] = TomlValue(stage_weights(folders[index], which).string());
     }
   }
   if (auto student = root.find("student"); student != root.end() && student->second.is_table() &&

@@ -1,4 +1,4 @@
-#include "config/config_schema.hpp"
+#include "stage/config_schema.hpp"
 
 #include "config/toml_options.hpp"
 #include "data/data_config.hpp"
