@@ -68,8 +68,7 @@ int run_cache_teacher(const CacheTeacherCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
   diagnostics.throw_if_any();
-  Sharding sharding;
-  if (const auto env = join_multi_process_run(*setup)) sharding = Sharding{env->rank, env->world_size};
+  const Sharding sharding = sharding_of(join_multi_process_run(*setup));
   std::vector<Stage> stages;
   if (!command.stage.empty()) {
     stages.push_back(select_stage(setup->root, setup->run, command.config, command.stage, diagnostics).stage);

@@ -3,11 +3,12 @@
 #pragma once
 
 #include "components/component_factory.hpp"
-#include "stage/config_schema.hpp"
 #include "config/diagnostics.hpp"
+#include "data/data_config.hpp"
 #include "dist/dist_env.hpp"
 #include "plugin/component_registry.hpp"
 #include "plugin/plugin_loader.hpp"
+#include "stage/config_schema.hpp"
 
 #include <memory>
 #include <optional>
@@ -35,5 +36,10 @@ std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const st
 // the GPU of its local rank (cuda:LOCAL_RANK) when the config's device is CUDA, so components
 // are built there. nullopt (and `setup` untouched) for a single process.
 std::optional<DistEnv> join_multi_process_run(CommandSetup& setup);
+
+// The share of the data a process reads: its rank's shard under torchrun, all of it otherwise.
+inline Sharding sharding_of(const std::optional<DistEnv>& env) {
+  return env ? Sharding{env->rank, env->world_size} : Sharding{};
+}
 
 }  // namespace ssld::host

@@ -72,7 +72,7 @@ int run_mine(const MineCommand& command) {
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
   diagnostics.throw_if_any();
   const std::optional<DistEnv> env = join_multi_process_run(*setup);
-  const Sharding shard = env ? Sharding{env->rank, env->world_size} : Sharding{};
+  const Sharding shard = sharding_of(env);
   const bool sharded = env.has_value();
   const SelectedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
   const TomlValue& config = selected.stage.config;

@@ -29,6 +29,23 @@ class HostError : public ssld::Error {
   ExitStatus exit_status_;
 };
 
+// The data layer's errors: a sample that cannot be read or decoded, a batch that cannot be
+// assembled, a loader that stalls. The message names the file or sample.
+class DataError : public HostError {
+ public:
+  explicit DataError(const std::string& message) : HostError(message) {}
+};
+
+// The plugin layer's errors: a library that cannot be loaded, is refused by the handshake, fails
+// to register, or clashes with another. The message names the file.
+class PluginError : public HostError {
+ public:
+  explicit PluginError(const std::string& message) : HostError(message) {}
+};
+
+// (ConfigError, with the place of each problem, is in config/diagnostics.hpp; Interrupted, exit
+// status 3, in core/stop_signals.hpp.)
+
 // What `error` means for the exit status: a HostError's own, kExitUserError for any other
 // ssld::Error, kExitInternalError for everything else.
 ExitStatus exit_status_of(const std::exception& error);

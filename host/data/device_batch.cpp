@@ -1,6 +1,6 @@
 #include "data/device_batch.hpp"
 
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 
 #include <ssld/rng.hpp>
 

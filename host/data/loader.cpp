@@ -1,6 +1,6 @@
 #include "data/loader.hpp"
 
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 
 #include <ATen/ops/empty.h>
 

@@ -1,6 +1,6 @@
 #include "data/sample_pipeline.hpp"
 
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 #include "data/image_decode.hpp"
 
 #include <spdlog/spdlog.h>

@@ -2,7 +2,7 @@
 
 #include "core/atomic_file.hpp"
 #include "core/bounded_input.hpp"
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 #include "data/image_decode.hpp"
 
 #include <ssld/error.hpp>

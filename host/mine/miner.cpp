@@ -2,11 +2,11 @@
 
 #include "core/atomic_file.hpp"
 #include "core/bounded_input.hpp"
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
+#include "core/stop_signals.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
 #include "mine/dedup.hpp"
-#include "core/stop_signals.hpp"
 
 #include <ssld/error.hpp>
 #include <ssld/rng.hpp>

@@ -10,22 +10,28 @@
 namespace ssld::host::builtin {
 
 // plugins/teachers/checkpoint: a student architecture (its [student] table) with its weights.
-inline constexpr const char* kCheckpointTeacher = "checkpoint";
-inline constexpr const char* kCheckpointStudent = "student";
-inline constexpr const char* kCheckpointWeights = "weights";
+struct CheckpointTeacher {
+  const char* type;
+  const char* student;  // option: the architecture's table
+  const char* weights;  // option: the weights file
+};
+inline constexpr CheckpointTeacher kCheckpointTeacher{"checkpoint", "student", "weights"};
 
-// plugins/datasets/synthetic: generated images.
-inline constexpr const char* kSyntheticDataset = "synthetic";
-inline constexpr const char* kSyntheticCount = "count";
-inline constexpr const char* kSyntheticSize = "size";
-inline constexpr const char* kSyntheticChannels = "channels";
-inline constexpr const char* kSyntheticClasses = "num_classes";
+// plugins/datasets/synthetic: generated images; the rest are its options.
+struct SyntheticDataset {
+  const char* type;
+  const char* count, *size, *channels, *num_classes;
+};
+inline constexpr SyntheticDataset kSyntheticDataset{"synthetic", "count", "size", "channels", "num_classes"};
 
 // plugins/augment/batch: normalize's `mean` has one value per channel.
-inline constexpr const char* kNormalizeAugmentation = "normalize";
-inline constexpr const char* kNormalizeMean = "mean";
+struct NormalizeAugmentation {
+  const char* type;
+  const char* mean;
+};
+inline constexpr NormalizeAugmentation kNormalize{"normalize", "mean"};
 
-// plugins/samplers/standard.
+// plugins/samplers/standard: the default samplers.
 inline constexpr const char* kRandomSampler = "random";
 inline constexpr const char* kSequentialSampler = "sequential";
 

@@ -1,6 +1,6 @@
 #include "plugin/plugin_loader.hpp"
 
-#include "plugin/plugin_error.hpp"
+#include "core/errors.hpp"
 
 #include <ssld/abi.h>
 #include <ssld/fingerprint.hpp>

@@ -38,9 +38,9 @@ int64_t channels_of(const TomlValue& pipeline) {
   if (pipeline.contains("batch_augment") && pipeline.at("batch_augment").is_array())
     for (const auto& augment : pipeline.at("batch_augment").as_array())
       if (augment.is_table() && augment.contains("type") && augment.at("type").is_string() &&
-          augment.at("type").as_string().str == builtin::kNormalizeAugmentation &&
-          augment.contains(builtin::kNormalizeMean) && augment.at(builtin::kNormalizeMean).is_array())
-        return static_cast<int64_t>(augment.at(builtin::kNormalizeMean).as_array().size());
+          augment.at("type").as_string().str == builtin::kNormalize.type &&
+          augment.contains(builtin::kNormalize.mean) && augment.at(builtin::kNormalize.mean).is_array())
+        return static_cast<int64_t>(augment.at(builtin::kNormalize.mean).as_array().size());
   return 3;
 }
 
@@ -55,11 +55,11 @@ void rewrite_pipeline(TomlValue& pipeline, const std::string& name, int64_t num_
       factory.validate(Kind::Dataset, sources[i], "data." + name + ".sources[" + std::to_string(i) + "]",
                        source_host_schema(), diagnostics);
       TomlTable synthetic;
-      synthetic["type"] = TomlValue(builtin::kSyntheticDataset);
-      synthetic[builtin::kSyntheticCount] = TomlValue(settings.batch_size * (name == "train" ? settings.steps : 1));
-      synthetic[builtin::kSyntheticSize] = TomlValue(toml::array{settings.image_size, settings.image_size});
-      synthetic[builtin::kSyntheticChannels] = TomlValue(channels);
-      synthetic[builtin::kSyntheticClasses] = TomlValue(num_classes);
+      synthetic["type"] = TomlValue(builtin::kSyntheticDataset.type);
+      synthetic[builtin::kSyntheticDataset.count] = TomlValue(settings.batch_size * (name == "train" ? settings.steps : 1));
+      synthetic[builtin::kSyntheticDataset.size] = TomlValue(toml::array{settings.image_size, settings.image_size});
+      synthetic[builtin::kSyntheticDataset.channels] = TomlValue(channels);
+      synthetic[builtin::kSyntheticDataset.num_classes] = TomlValue(num_classes);
       if (sources[i].is_table() && sources[i].contains("drop_labels")) synthetic["drop_labels"] = sources[i].at("drop_labels");
       sources[i] = TomlValue(synthetic);
     }
@@ -110,9 +110,9 @@ void make_dry_run(TomlValue& config, const std::string& stage_name, const DryRun
       std::filesystem::create_directories(settings.scratch);
       write_safetensors(weights.string(), state_dict(*architecture));
       TomlTable stand_in;
-      stand_in["type"] = TomlValue(builtin::kCheckpointTeacher);
-      stand_in[builtin::kCheckpointStudent] = architecture_of(root.at("student"));
-      stand_in[builtin::kCheckpointWeights] = TomlValue(weights.string());
+      stand_in["type"] = TomlValue(builtin::kCheckpointTeacher.type);
+      stand_in[builtin::kCheckpointTeacher.student] = architecture_of(root.at("student"));
+      stand_in[builtin::kCheckpointTeacher.weights] = TomlValue(weights.string());
       teacher->second = TomlValue(stand_in);
     }
   }

@@ -87,10 +87,10 @@ void resolve_stage_references(Stage& stage, const std::vector<Stage>& earlier,
       if (!earlier[index].config.contains("student"))
         diagnostics.add(SourcePlace::of(reference), "stage '" + earlier[index].name + "' has no [student]");
       else
-        table[builtin::kCheckpointStudent] = earlier[index].config.at("student");
+        table[builtin::kCheckpointTeacher.student] = earlier[index].config.at("student");
       table.erase("type");
-      table.emplace("type", TomlValue(builtin::kCheckpointTeacher));
-      table[builtin::kCheckpointWeights] = TomlValue(stage_weights(folders[index], which).string());
+      table.emplace("type", TomlValue(builtin::kCheckpointTeacher.type));
+      table[builtin::kCheckpointTeacher.weights] = TomlValue(stage_weights(folders[index], which).string());
     }
   }
   if (auto student = root.find("student"); student != root.end() && student->second.is_table() &&

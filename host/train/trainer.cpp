@@ -2,9 +2,9 @@
 
 #include "config/config_loader.hpp"
 #include "config/toml_json.hpp"
+#include "core/errors.hpp"
 #include "core/json_differences.hpp"
 #include "core/tensor_digest.hpp"
-#include "data/data_error.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
 #include "dist/data_parallel.hpp"

@@ -93,10 +93,10 @@ TEST(Cli, TheBuiltinComponentsTheHostNamesAreRegisteredWithTheirOptions) {
     const char* name;
     std::vector<const char*> options;
   } expected[] = {
-      {"teacher", builtin::kCheckpointTeacher, {builtin::kCheckpointStudent, builtin::kCheckpointWeights}},
-      {"dataset", builtin::kSyntheticDataset,
-       {builtin::kSyntheticCount, builtin::kSyntheticSize, builtin::kSyntheticChannels, builtin::kSyntheticClasses}},
-      {"batch_augmentation", builtin::kNormalizeAugmentation, {builtin::kNormalizeMean}},
+      {"teacher", builtin::kCheckpointTeacher.type, {builtin::kCheckpointTeacher.student, builtin::kCheckpointTeacher.weights}},
+      {"dataset", builtin::kSyntheticDataset.type,
+       {builtin::kSyntheticDataset.count, builtin::kSyntheticDataset.size, builtin::kSyntheticDataset.channels, builtin::kSyntheticDataset.num_classes}},
+      {"batch_augmentation", builtin::kNormalize.type, {builtin::kNormalize.mean}},
       {"sampler", builtin::kRandomSampler, {}},
       {"sampler", builtin::kSequentialSampler, {}},
   };

@@ -13,8 +13,7 @@
 #pragma once
 
 #include "config/diagnostics.hpp"
-#include "data/data_error.hpp"
-#include "plugin/plugin_error.hpp"
+#include "core/errors.hpp"
 
 #include <ssld/error.hpp>
 

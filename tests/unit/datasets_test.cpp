@@ -1,6 +1,6 @@
 // Dataset plugins and the options every dataset shares (subset, drop_labels, bad images),
 // on real Fashion-MNIST files and on generated image folders.
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 #include "data/loader.hpp"
 #include "plugin_host.hpp"
 

@@ -1,4 +1,4 @@
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 #include "data/image_decode.hpp"
 #include "test_support.hpp"
 

@@ -1,7 +1,7 @@
 // The loader: batches bit-identical for any number of threads and after a resume, worker
 // errors reaching the consumer with the sample's path, early stops and stuck reads that end
 // instead of hanging, and the device half (normalize, mixup) on the CPU device.
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 #include "data/device_batch.hpp"
 #include "data/loader.hpp"
 #include "plugin_host.hpp"

@@ -2,20 +2,20 @@
 // images): each malformed case found by hand or by a fuzzer is refused with an ssld::Error or
 // ConfigError that names the file, never a crash, a hang or an "unexpected failure".
 #include "config/config_loader.hpp"
-#include "stage/config_schema.hpp"
 #include "config/diagnostics.hpp"
 #include "config/toml_options.hpp"
 #include "core/atomic_file.hpp"
 #include "core/bounded_input.hpp"
-#include "data/data_error.hpp"
+#include "core/errors.hpp"
 #include "data/image_decode.hpp"
 #include "mine/mine_report.hpp"
+#include "stage/config_schema.hpp"
 #include "teacher_cache/soft_label_store.hpp"
+#include "test_support.hpp"
 #include "train/mixed_precision.hpp"
 #include "train/train_settings.hpp"
 #include "weights/safetensors.hpp"
 #include "weights/torch_file.hpp"
-#include "test_support.hpp"
 
 #include <ssld/error.hpp>
 
