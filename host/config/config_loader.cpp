@@ -177,7 +177,7 @@ std::string toml_basic_string(const std::string& text) {
     if (c == '"' || c == '\\') {
       quoted += '\\';
       quoted += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {  // TOML allows neither raw
       char escaped[8];
       std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
       quoted += escaped;

@@ -68,6 +68,9 @@ TEST(ConfigLoader, OverridesKeepTheirTextUntilValidationAndIndexLists) {
   EXPECT_EQ(parsed.as_integer(), 64);
   EXPECT_EQ(root.at("loss").as_array()[1].at("type").as_string().str, "dkd");
   EXPECT_EQ(root.at("run").at("name").as_string().str, "with spaces = ok");
+  // Control characters (DEL too, found by the config fuzz target) stay text, escaped for toml11.
+  const TomlValue controls = load_config(path, {std::string("run.name=a\x7f\tb\x01")});
+  EXPECT_EQ(controls.at("run").at("name").as_string().str, "a\x7f\tb\x01");
 }
 
 TEST(ConfigLoader, MalformedOverridesAreErrors) {
