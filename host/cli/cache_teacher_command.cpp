@@ -5,7 +5,7 @@
 // that rank reads when it trains with the same world size; no collective is needed.
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
-#include "cli/run_layout.hpp"
+#include "stage/stage_plan.hpp"
 #include "data/device_batch.hpp"
 #include "stage/assembly.hpp"
 #include "teacher_cache/teacher_cache.hpp"
@@ -73,14 +73,9 @@ int run_cache_teacher(const CacheTeacherCommand& command) {
   if (!command.stage.empty()) {
     stages.push_back(select_stage(setup->root, setup->run, command.config, command.stage, diagnostics).stage);
   } else {  // every stage that caches its teacher
-    std::vector<Stage> all = expand_stages(setup->root, diagnostics);
-    diagnostics.throw_if_any();
-    const auto folders = stage_folders(setup->run, all);
-    for (size_t i = 0; i < all.size(); ++i) {
-      if (!all[i].config.contains("teacher_cache") || !all[i].config.contains("teacher")) continue;
-      resolve_stage_references(all[i], std::vector<Stage>(all.begin(), all.begin() + i), folders, diagnostics);
-      stages.push_back(all[i]);
-    }
+    for (auto& planned : plan_stages(expand_stages(setup->root, diagnostics), setup->run, diagnostics))
+      if (planned.stage.config.contains("teacher_cache") && planned.stage.config.contains("teacher"))
+        stages.push_back(std::move(planned.stage));
   }
   diagnostics.throw_if_any();
   if (stages.empty())

@@ -4,7 +4,7 @@
 // against their plugins' schemas only (their files need not exist; see train/dry_run.hpp).
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
-#include "cli/run_layout.hpp"
+#include "stage/stage_plan.hpp"
 #include "stage/assembly.hpp"
 
 #include <iostream>
@@ -23,13 +23,11 @@ int run_check(const CheckCommand& command) {
     setup->run.output_dir = (scratch->path() / "runs").string();
     for (auto& stage : stages) make_dry_run(stage.config, stage.name, dry, *setup->factory, diagnostics);
   }
-  const auto folders = stage_folders(setup->run, stages);
+  const std::vector<PlannedStage> planned = plan_stages(std::move(stages), setup->run, diagnostics);
   std::vector<std::string> summary;
-  for (size_t i = 0; i < stages.size(); ++i) {
-    Stage& stage = stages[i];
-    resolve_stage_references(stage, std::vector<Stage>(stages.begin(), stages.begin() + i), folders, diagnostics);
+  for (const auto& [stage, folder] : planned) {
     AssemblyOptions options;
-    options.require_training = stages.size() > 1 || stage.config.contains("loss");
+    options.require_training = planned.size() > 1 || stage.config.contains("loss");
     options.weights_must_exist = false;
     const StageComponents components = assemble_stage(stage.config, *setup->factory, options, diagnostics);
     std::string line = "stage " + stage.name + ":";

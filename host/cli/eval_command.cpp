@@ -2,7 +2,7 @@
 // teacher alone on data.val, optionally writing per-sample predictions to CSV.
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
-#include "cli/run_layout.hpp"
+#include "stage/stage_plan.hpp"
 #include "eval/evaluation.hpp"
 #include "stage/assembly.hpp"
 #include "weights/safetensors.hpp"
@@ -19,7 +19,7 @@ namespace ssld::host {
 int run_eval(const EvalCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
-  SelectedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
+  PlannedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
   Stage& stage = selected.stage;
   AssemblyOptions options;
   options.require_training = false;

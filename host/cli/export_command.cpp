@@ -4,7 +4,7 @@
 // that does not fit the model is refused here rather than in Python.
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
-#include "cli/run_layout.hpp"
+#include "stage/stage_plan.hpp"
 #include "stage/assembly.hpp"
 #include "weights/state_dict.hpp"
 #include "weights/torchscript_export.hpp"
@@ -18,7 +18,7 @@ namespace ssld::host {
 int run_export(const ExportCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
-  SelectedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
+  PlannedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
   TomlValue& config = selected.stage.config;
   if (!config.contains("student"))
     throw ConfigError(SourcePlace{command.config, 0, 0}, "stage '" + selected.stage.name + "' has no [student]");

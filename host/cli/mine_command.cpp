@@ -5,7 +5,7 @@
 // them into the list one process would have written.
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
-#include "cli/run_layout.hpp"
+#include "stage/stage_plan.hpp"
 #include "core/stop_signals.hpp"
 #include "dist/data_parallel.hpp"
 #include "mine/mine_config.hpp"
@@ -74,7 +74,7 @@ int run_mine(const MineCommand& command) {
   const std::optional<DistEnv> env = join_multi_process_run(*setup);
   const Sharding shard = sharding_of(env);
   const bool sharded = env.has_value();
-  const SelectedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
+  const PlannedStage selected = select_stage(setup->root, setup->run, command.config, command.stage, diagnostics);
   const TomlValue& config = selected.stage.config;
   if (!config.contains("mine"))
     throw ConfigError(SourcePlace{command.config, 0, 0}, "the config has no [mine] table (see README: ssld mine)");

@@ -2,7 +2,7 @@
 // `ssld train` child process (skipping finished runs, resuming unfinished ones), and writes the
 // sweep's manifest and results tables. See README, "Sweeps".
 #include "cli/commands.hpp"
-#include "cli/run_layout.hpp"
+#include "stage/stage_plan.hpp"
 #include "config/config_loader.hpp"
 #include "sweep/sweep_manifest.hpp"
 #include "sweep/sweep_plan.hpp"

@@ -41,6 +41,8 @@ const Schema& pipeline_schema() {
 
 namespace {
 
+const SettingsTable<SourceSettings>& source_table();  // below, beside the schema it makes
+
 std::vector<TomlValue> table_list(const TomlValue& pipeline, const std::string& key) {
   if (!pipeline.contains(key) || !pipeline.at(key).is_array()) return {};
   return pipeline.at(key).as_array();
@@ -49,19 +51,10 @@ std::vector<TomlValue> table_list(const TomlValue& pipeline, const std::string& 
 SourceSettings read_source_settings(const TomlValue& table, const std::string& label, int64_t size,
                                     Diagnostics& diagnostics) {
   const TomlOptions options(table, std::make_shared<const Schema>(source_host_schema()), label);
-  SourceSettings settings;
+  SourceSettings settings = source_table().read(options);
   settings.label = label;
-  settings.drop_labels = options.get_bool("drop_labels");
-  settings.grayscale_to_rgb = options.get_bool("grayscale_to_rgb");
-  settings.grayscale = options.get_bool("grayscale");
   if (settings.grayscale && settings.grayscale_to_rgb)
     diagnostics.add(SourcePlace::of(table.at("grayscale")), label + ": grayscale and grayscale_to_rgb exclude each other");
-  const std::string policy = options.get_string("on_bad_image");
-  settings.on_bad_image = policy == "fail" ? BadImagePolicy::Fail
-                          : policy == "skip" ? BadImagePolicy::Skip
-                                             : BadImagePolicy::Replace;
-  settings.max_bad_fraction = options.get_float("max_bad_fraction");
-  settings.max_image_pixels = options.get_int("max_image_pixels");
   if (settings.max_bad_fraction < 0 || settings.max_bad_fraction > 1)
     diagnostics.add(SourcePlace::of(table.at("max_bad_fraction")), label + ": max_bad_fraction must lie in [0, 1]");
   if (settings.max_image_pixels <= 0)
@@ -98,26 +91,32 @@ std::string type_of(const TomlValue& table) {
 
 }  // namespace
 
-const Schema& source_host_schema() {
-  static const Schema schema =
-      Schema()
+const EnumNames<BadImagePolicy> kBadImagePolicyNames = {
+    {BadImagePolicy::Fail, "fail"}, {BadImagePolicy::Skip, "skip"}, {BadImagePolicy::Replace, "replace"}};
+
+namespace {
+using S = SourceSettings;
+const SettingsTable<S>& source_table() {
+  static const SettingsTable<S> table =
+      SettingsTable<S>()
           .add_table("subset",
                      Schema()
                          .optional(OptionType::IntList, "range", "[begin, end) indices")
                          .optional(OptionType::FloatList, "fraction", "[from, to) as fractions of the size")
                          .optional(OptionType::Int, "seed", "shuffle with this seed before taking the part"),
                      "take part of the dataset: range or fraction, optionally after a seeded shuffle")
-          .add_bool("drop_labels", false, "treat the samples as unlabeled")
-          .add_bool("grayscale_to_rgb", false, "repeat a single channel to three")
-          .add_bool("grayscale", false, "make RGB images one channel (luma): image files always decode to RGB")
-          .add_string("on_bad_image", "replace", "what to do with an unreadable image",
-                      {"fail", "skip", "replace"})
-          .add_float("max_bad_fraction", 0.01, "stop the run when more of this source's images are bad")
-          .add_int("max_image_pixels", kDefaultMaxImagePixels,
-                   "an image whose header claims more pixels is a bad image, refused before decoding (PIL's bound)");
-  return schema;
+          .add("drop_labels", &S::drop_labels, "treat the samples as unlabeled")
+          .add("grayscale_to_rgb", &S::grayscale_to_rgb, "repeat a single channel to three")
+          .add("grayscale", &S::grayscale, "make RGB images one channel (luma): image files always decode to RGB")
+          .add("on_bad_image", &S::on_bad_image, kBadImagePolicyNames, "what to do with an unreadable image")
+          .add("max_bad_fraction", &S::max_bad_fraction, "stop the run when more of this source's images are bad")
+          .add("max_image_pixels", &S::max_image_pixels,
+               "an image whose header claims more pixels is a bad image, refused before decoding (PIL's bound)");
+  return table;
 }
+}  // namespace
 
+const Schema& source_host_schema() { return source_table().schema(); }
 
 const Schema& data_table_schema() {
   static const Schema schema =

@@ -3,6 +3,9 @@
 // ever see views, so these options work the same for every dataset plugin.
 #pragma once
 
+#include "config/settings_table.hpp"
+#include "data/image_decode.hpp"
+
 #include <ssld/data.hpp>
 
 #include <memory>
@@ -12,6 +15,9 @@
 namespace ssld::host {
 
 enum class BadImagePolicy { Fail, Skip, Replace };
+extern const EnumNames<BadImagePolicy> kBadImagePolicyNames;
+
+// The defaults here are a data source's host-key defaults (data_config.cpp's table documents them).
 
 struct SourceSettings {
   std::string label;                 // "data.train.sources[1] (idx)", for messages
@@ -22,7 +28,7 @@ struct SourceSettings {
   bool grayscale = false;  // RGB to one channel (image files decode to RGB)
   BadImagePolicy on_bad_image = BadImagePolicy::Replace;
   double max_bad_fraction = 0.01;
-  int64_t max_image_pixels = 89'478'485;  // kDefaultMaxImagePixels
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 class DatasetView : public Dataset {

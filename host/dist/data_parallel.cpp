@@ -16,26 +16,28 @@ namespace {
 DataParallelRun* current_run = nullptr;
 }
 
-const Schema& dist_table_schema() {
-  static const Schema schema =
-      Schema()
-          .add_float("timeout_s", 1800.0,
-                     "multi-process runs: a rendezvous or collective waiting longer than this fails the run (a dead or "
-                     "stuck rank)")
-          .add_float("bucket_mb", 25.0, "size of the flattened gradient buckets all-reduced during backward")
-          .add_bool("sync_batchnorm_stats", true,
-                    "before evaluation and checkpoints, average BatchNorm statistics (and other floating-point "
-                    "buffers) over ranks; false: every rank takes rank 0's");
-  return schema;
+namespace {
+using T = DistSettings;
+const SettingsTable<T>& dist_table() {
+  static const SettingsTable<T> table =
+      SettingsTable<T>()
+          .add("timeout_s", &T::timeout_s,
+               "multi-process runs: a rendezvous or collective waiting longer than this fails the run (a dead or "
+               "stuck rank)")
+          .add("bucket_mb", &T::bucket_mb, "size of the flattened gradient buckets all-reduced during backward")
+          .add("sync_batchnorm_stats", &T::sync_batchnorm_stats,
+               "before evaluation and checkpoints, average BatchNorm statistics (and other floating-point "
+               "buffers) over ranks; false: every rank takes rank 0's");
+  return table;
 }
+}  // namespace
+
+const Schema& dist_table_schema() { return dist_table().schema(); }
 
 DistSettings read_dist_settings(const TomlValue& root) {
   const TomlValue table = root.contains("dist") && root.at("dist").is_table() ? root.at("dist") : TomlValue(TomlTable{});
   const TomlOptions options(table, std::make_shared<const Schema>(dist_table_schema()), "[dist]");
-  DistSettings settings;
-  settings.timeout_s = options.get_float("timeout_s");
-  settings.bucket_mb = options.get_float("bucket_mb");
-  settings.sync_batchnorm_stats = options.get_bool("sync_batchnorm_stats");
+  const DistSettings settings = dist_table().read(options);
   if (settings.timeout_s <= 0 || settings.bucket_mb <= 0)
     throw Error("[dist] timeout_s and bucket_mb must be positive");
   return settings;

@@ -9,6 +9,7 @@
 //   sync_batchnorm_stats = true   # average buffers over ranks; false: take rank 0's
 #pragma once
 
+#include "config/settings_table.hpp"
 #include "config/toml_value.hpp"
 #include "dist/gradient_sync.hpp"
 #include "dist/process_group.hpp"
@@ -21,6 +22,7 @@
 
 namespace ssld::host {
 
+// The defaults here are [dist]'s defaults (data_parallel.cpp's table documents each key).
 struct DistSettings {
   double timeout_s = 1800;
   double bucket_mb = 25;

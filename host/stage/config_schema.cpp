@@ -1,5 +1,6 @@
 #include "stage/config_schema.hpp"
 
+#include "config/settings_table.hpp"
 #include "config/toml_options.hpp"
 #include "data/data_config.hpp"
 #include "dist/data_parallel.hpp"
@@ -11,15 +12,23 @@
 
 namespace ssld::host {
 
+namespace {
+using R = RunSettings;
+const SettingsTable<R>& run_table() {
+  static const SettingsTable<R> table =
+      SettingsTable<R>()
+          .add("name", &R::name, "name of the run; its output folder is <output_dir>/<name>")
+          .add_path("output_dir", &R::output_dir, "folder that holds run folders")
+          .add("seed", &R::seed, "seed of every random stream (augmentations, sampling, initialization)")
+          .add("device", &R::device, "\"auto\" (CUDA when available), \"cpu\", \"cuda\" or \"cuda:N\"")
+          .add("threads", &R::threads, "libtorch's intra-op CPU threads (0: one per core)");
+  return table;
+}
+}  // namespace
+
 const std::vector<HostTable>& host_tables() {
   static const std::vector<HostTable> tables = {
-      {"run", "what the run is called, where it writes, its seed and device",
-       Schema()
-           .add_string("name", "run", "name of the run; its output folder is <output_dir>/<name>")
-           .add_path("output_dir", "runs", "folder that holds run folders")
-           .add_int("seed", 0, "seed of every random stream (augmentations, sampling, initialization)")
-           .add_string("device", "auto", "\"auto\" (CUDA when available), \"cpu\", \"cuda\" or \"cuda:N\"")
-           .add_int("threads", 0, "libtorch's intra-op CPU threads (0: one per core)")},
+      {"run", "what the run is called, where it writes, its seed and device", run_table().schema()},
       {"data", "the data pipelines: data.train and data.val", data_table_schema()},
       {"train", "optimizer, schedule, epochs, EMA, evaluation cadence", train_table_schema()},
       {"teacher_cache", "store the teacher's soft labels and reuse them in later runs (sweeps, `ssld cache-teacher`)",
@@ -112,11 +121,7 @@ TomlOptions host_options(const TomlValue& root, const std::string& key) {
 }
 }  // namespace
 
-RunSettings read_run_settings(const TomlValue& root) {
-  const TomlOptions run = host_options(root, "run");
-  return RunSettings{run.get_string("name"), run.get_int("seed"), run.get_string("device"),
-                     run.get_string("output_dir"), run.get_int("threads")};
-}
+RunSettings read_run_settings(const TomlValue& root) { return run_table().read(host_options(root, "run")); }
 
 std::vector<std::string> config_plugin_paths(const TomlValue& root) {
   Diagnostics problems;

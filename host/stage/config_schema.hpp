@@ -36,11 +36,12 @@ const std::vector<ComponentSlot>& component_slots();
 void strip_student_host_keys(TomlTable& student);
 
 // The validated [run] table.
+// The defaults here are [run]'s defaults (config_schema.cpp's table documents each key).
 struct RunSettings {
-  std::string name;
+  std::string name = "run";
   int64_t seed = 0;
-  std::string device;  // "auto", "cpu", "cuda" or "cuda:N"
-  std::string output_dir;
+  std::string device = "auto";  // "auto", "cpu", "cuda" or "cuda:N"
+  std::string output_dir = "runs";
   int64_t threads = 0;  // libtorch intra-op threads; 0: one per core
 };
 

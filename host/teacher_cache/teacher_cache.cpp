@@ -13,31 +13,34 @@
 
 namespace ssld::host {
 
-const Schema& teacher_cache_table_schema() {
-  static const Schema schema =
-      Schema()
-          .add_path("store", "", "store root: one folder per teacher/data/seed key inside (default: <output_dir>/teacher_cache)")
-          .add_string("format", "fp32",
-                      "fp32: the teacher's logits, bit-identical; fp16: half the size; topk: the top_k probabilities, "
-                      "the rest of the mass spread uniformly (FKD)",
-                      {"fp32", "fp16", "topk"})
-          .add_int("top_k", 10, "topk: probabilities kept per sample")
-          .add_string("mode", "fill",
-                      "fill: read the stored epochs, compute and store the others; read: refuse to run unless every "
-                      "epoch is stored (after `ssld cache-teacher`)",
-                      {"fill", "read"});
-  return schema;
+const EnumNames<CacheMode> kCacheModeNames = {{CacheMode::Fill, "fill"}, {CacheMode::Read, "read"}};
+
+namespace {
+using T = TeacherCacheSettings;
+const SettingsTable<T>& teacher_cache_table() {
+  static const SettingsTable<T> table =
+      SettingsTable<T>()
+          .add_path("store", &T::store,
+                    "store root: one folder per teacher/data/seed key inside (default: <output_dir>/teacher_cache)")
+          .add("format", &T::format,
+               "fp32: the teacher's logits, bit-identical; fp16: half the size; topk: the top_k probabilities, "
+               "the rest of the mass spread uniformly (FKD)",
+               {"fp32", "fp16", "topk"})
+          .add("top_k", &T::top_k, "topk: probabilities kept per sample")
+          .add("mode", &T::mode, kCacheModeNames,
+               "fill: read the stored epochs, compute and store the others; read: refuse to run unless every "
+               "epoch is stored (after `ssld cache-teacher`)");
+  return table;
 }
+}  // namespace
+
+const Schema& teacher_cache_table_schema() { return teacher_cache_table().schema(); }
 
 TeacherCacheSettings read_teacher_cache_settings(const TomlValue& root, const std::string& output_dir) {
   const TomlOptions options(root.at("teacher_cache"), std::make_shared<const Schema>(teacher_cache_table_schema()),
                             "[teacher_cache]");
-  TeacherCacheSettings settings;
-  settings.store = options.get_string("store");
+  TeacherCacheSettings settings = teacher_cache_table().read(options);
   if (settings.store.empty()) settings.store = (std::filesystem::path(output_dir) / "teacher_cache").string();
-  settings.format = options.get_string("format");
-  settings.top_k = options.get_int("top_k");
-  settings.mode = options.get_string("mode");
   return settings;
 }
 
@@ -86,7 +89,7 @@ TeacherCache::TeacherCache(const TeacherCacheSettings& settings, nlohmann::json 
 TeacherCache::~TeacherCache() = default;
 
 void TeacherCache::require_epochs(int64_t first, int64_t end) const {
-  if (settings_.mode != "read") return;
+  if (settings_.mode != CacheMode::Read) return;
   std::string missing;
   for (int64_t epoch = first; epoch < end; ++epoch)
     if (!store_.has_epoch(epoch)) missing += (missing.empty() ? "" : ", ") + std::to_string(epoch + 1);
@@ -130,7 +133,7 @@ at::Tensor TeacherCache::logits(int64_t epoch, int64_t step, const at::Tensor& i
     ++steps_read_;
     return record.logits.to(ids.device());
   }
-  if (settings_.mode == "read") require_epochs(epoch, epoch + 1);
+  if (settings_.mode == CacheMode::Read) require_epochs(epoch, epoch + 1);
   const at::Tensor computed = compute();
   ++steps_computed_;
   if (writer_epoch_ != epoch || !writer_ || writer_->next_step() != step) {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "config/diagnostics.hpp"
+#include "config/settings_table.hpp"
 #include "config/toml_value.hpp"
 #include "eval/evaluation.hpp"
 #include "teacher_cache/soft_label_store.hpp"
@@ -29,11 +30,15 @@
 
 namespace ssld::host {
 
+enum class CacheMode { Fill, Read };
+extern const EnumNames<CacheMode> kCacheModeNames;
+
+// The defaults here are [teacher_cache]'s defaults (teacher_cache.cpp's table documents each key).
 struct TeacherCacheSettings {
-  std::string store;  // the store root
-  std::string format = "fp32";
+  std::string store;  // the store root; empty: <output_dir>/teacher_cache
+  std::string format = "fp32";  // SoftLabelCodec's format name (the codec parses it)
   int64_t top_k = 10;
-  std::string mode = "fill";  // fill | read
+  CacheMode mode = CacheMode::Fill;
 };
 
 const Schema& teacher_cache_table_schema();

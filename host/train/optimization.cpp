@@ -40,7 +40,7 @@ double Optimizer::clip_gradients(double max_norm) {
 void Optimizer::step(double lr) {
   c10::NoGradGuard no_grad;
   ++steps_;
-  const bool adamw = settings_.optimizer == "adamw";
+  const bool adamw = settings_.optimizer == OptimizerKind::AdamW;
   for (auto& slot : slots_) {
     if (!slot.parameter.grad().defined()) continue;
     at::Tensor grad = slot.parameter.grad();
@@ -51,10 +51,10 @@ void Optimizer::step(double lr) {
         slot.second = at::zeros_like(slot.parameter);
       }
       slot.parameter.mul_(1.0 - lr * decay);  // decoupled weight decay
-      slot.first.mul_(settings_.beta1).add_(grad, 1.0 - settings_.beta1);
-      slot.second.mul_(settings_.beta2).addcmul_(grad, grad, 1.0 - settings_.beta2);
-      const double correction1 = 1.0 - std::pow(settings_.beta1, static_cast<double>(steps_));
-      const double correction2 = 1.0 - std::pow(settings_.beta2, static_cast<double>(steps_));
+      slot.first.mul_(settings_.betas[0]).add_(grad, 1.0 - settings_.betas[0]);
+      slot.second.mul_(settings_.betas[1]).addcmul_(grad, grad, 1.0 - settings_.betas[1]);
+      const double correction1 = 1.0 - std::pow(settings_.betas[0], static_cast<double>(steps_));
+      const double correction2 = 1.0 - std::pow(settings_.betas[1], static_cast<double>(steps_));
       const at::Tensor denominator = (slot.second / correction2).sqrt_().add_(settings_.eps);
       slot.parameter.addcdiv_(slot.first, denominator, -lr / correction1);
     } else {
@@ -95,8 +95,8 @@ double learning_rate(const TrainSettings& settings, int64_t step, int64_t steps_
   const double epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
   const double warmup = settings.warmup_epochs;
   if (warmup > 0 && epoch < warmup) return settings.lr * (static_cast<double>(step) + 1) / (warmup * steps_per_epoch);
-  if (settings.schedule == "constant") return settings.lr;
-  if (settings.schedule == "cosine") {
+  if (settings.schedule == LrSchedule::Constant) return settings.lr;
+  if (settings.schedule == LrSchedule::Cosine) {
     const double total = static_cast<double>(settings.epochs) - warmup;
     const double progress = total > 0 ? std::min(1.0, (epoch - warmup) / total) : 1.0;
     return settings.min_lr + 0.5 * (settings.lr - settings.min_lr) * (1.0 + std::cos(M_PI * progress));
@@ -104,7 +104,7 @@ double learning_rate(const TrainSettings& settings, int64_t step, int64_t steps_
   double lr = settings.lr;
   for (size_t i = 0; i < settings.milestones.size(); ++i) {
     if (epoch < static_cast<double>(settings.milestones[i])) break;
-    lr = settings.schedule == "step" ? lr * settings.gamma : settings.lr_values[i];
+    lr = settings.schedule == LrSchedule::Step ? lr * settings.gamma : settings.lr_values[i];
   }
   return lr;
 }

@@ -1,46 +1,18 @@
-// One training stage: the SSLD step (teacher and student on the same batch, weighted losses,
-// backward, clipping, optimizer, schedule, EMA) over the epochs of [train], with evaluation,
-// metrics files, atomic checkpoints, exact resume, signal handling and the non-finite policy.
+// One training stage: the epochs of [train] over data.train, each step by TrainingStep
+// (training_step.hpp), with evaluation and the best weights, the progress report
+// (training_report.hpp), the checkpoint (checkpoint_store.hpp) and exact resume, stop signals,
+// the non-finite policy and, under torchrun, the data-parallel agreements.
 #pragma once
 
 #include "core/stop_signals.hpp"
-#include "data/data_config.hpp"
-#include "train/teacher_source.hpp"
-#include "train/train_settings.hpp"
-
-#include <ssld/augmentation.hpp>
-#include <ssld/loss.hpp>
-#include <ssld/model.hpp>
+#include "train/stage_components.hpp"
+#include "train/training_step.hpp"
 
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <vector>
 
 namespace ssld::host {
-
-struct WeightedLoss {
-  std::unique_ptr<Loss> loss;
-  std::string name;  // "ssld", or "kl#1" when a type repeats
-  double weight = 1.0;
-};
-
-class TeacherCache;
-
-struct StageComponents {
-  StageComponents();
-  ~StageComponents();
-  StageComponents(StageComponents&&) noexcept;
-  StageComponents& operator=(StageComponents&&) noexcept;
-
-  std::unique_ptr<Student> student;
-  std::unique_ptr<Teacher> teacher;             // may be null
-  std::unique_ptr<TeacherCache> teacher_cache;  // [teacher_cache]; null without one
-  std::vector<WeightedLoss> losses;
-  std::unique_ptr<DataPipeline> train;
-  std::unique_ptr<DataPipeline> val;  // may be null
-  TrainSettings settings;
-};
 
 struct StageResult {
   double best_top1 = 0, best_top5 = 0;  // the student's best validation accuracy
@@ -54,21 +26,11 @@ struct StageResult {
   int64_t overflow_steps = 0;  // fp16 gradients overflowed at the current loss scale
 };
 
-// What one training step did.
-struct StepOutcome {
-  bool loss_finite = true;
-  bool gradients_finite = true;
-  double loss = 0;            // the weighted total
-  std::vector<double> terms;  // each [[loss]] term, unweighted
-  bool applied() const { return loss_finite && gradients_finite; }
-};
-
-class Optimizer;
-class Ema;
 class MetricsLog;
-class LossScaler;
 class TeacherGuard;
 class DataParallel;
+class CheckpointStore;
+class TrainingReport;
 
 class Trainer {
  public:
@@ -85,14 +47,9 @@ class Trainer {
   // Interrupted after writing a checkpoint when a stop signal arrived.
   StageResult run(bool resume);
 
-  // One SSLD step on a batch already on the device: teacher forward (no grad; or its soft
-  // labels from the teacher cache, when there is one and `position` is known), student forward
-  // and losses (autocast on CUDA when [train] precision asks), backward (loss-scaled for fp16),
-  // clipping, optimizer and EMA. A step with non-finite loss or gradients changes no weight.
-  StepOutcome step(const Batch& batch, double lr, StepPosition position = {});
-
-  // For benchmarks: the real training loop of `epoch` (loader, device copy, step, logging),
-  // stopped after `max_steps` steps, without evaluation or checkpoint. Returns the images.
+  // For benchmarks: the step alone, and the real loop of `epoch` (loader, device copy, step,
+  // report) stopped after `max_steps` steps, without evaluation or checkpoint (returns the images).
+  TrainingStep& step() { return *step_; }
   int64_t train_steps(int64_t epoch, int64_t max_steps);
 
  private:
@@ -112,22 +69,13 @@ class Trainer {
   c10::Device device_;
   uint64_t seed_;
   std::string config_text_, config_hash_;
-  std::unique_ptr<Optimizer> optimizer_;
-  std::unique_ptr<Ema> ema_;
-  std::unique_ptr<MetricsLog> metrics_;
-  std::unique_ptr<LossScaler> scaler_;
-  std::unique_ptr<TeacherSource> teacher_source_;  // null without a teacher
-  std::unique_ptr<TeacherGuard> teacher_guard_;    // null without a teacher
+  std::unique_ptr<TrainingStep> step_;
   std::unique_ptr<DataParallel> data_parallel_;  // null in a single process
-  bool autocast_ = false;
-  at::ScalarType autocast_dtype_ = at::kFloat;
-  std::vector<std::string> student_features_, teacher_features_;  // what the losses read
+  std::unique_ptr<MetricsLog> metrics_;          // null on ranks > 0
+  std::unique_ptr<TrainingReport> report_;
+  std::unique_ptr<TeacherGuard> teacher_guard_;  // null without a teacher
+  std::unique_ptr<CheckpointStore> checkpoints_;
   StageResult result_;
-  // The teacher's share of step time, from timed steps: every step on the CPU; on CUDA every
-  // 16th, with the device synchronized around it (timing every step would stall the queue).
-  int64_t steps_started_ = 0;
-  bool timing_step_ = false;
-  double teacher_seconds_ = 0, timed_step_seconds_ = 0;
 };
 
 }  // namespace ssld::host

@@ -131,7 +131,7 @@ int main(int argc, char** argv) try {
 
   // Warm-up (allocator, first-call dispatch), then rounds of the three modes.
   for (int64_t i = 0; i < warmup; ++i) {
-    trainer.step(batch, settings.lr);
+    trainer.step().run(batch, settings.lr);
     if (!compute_only) minimal_step();
   }
   if (!compute_only) trainer.train_steps(0, warmup);
@@ -147,7 +147,7 @@ int main(int argc, char** argv) try {
         },
         [&] {
           compute.push_back(seconds([&] {
-                              for (int64_t i = 0; i < steps; ++i) trainer.step(batch, settings.lr);
+                              for (int64_t i = 0; i < steps; ++i) trainer.step().run(batch, settings.lr);
                             }) / static_cast<double>(steps * batch_size));
         },
         [&] {

@@ -1,10 +1,9 @@
-// A training checkpoint (checkpoints/last.safetensors) as `ssld train --resume` reads it: the
-// safetensors reader, then the metadata fields the trainer parses. Of those only the loss
-// scaler's are reachable from outside the trainer (LossScaler::load_state); the position and
-// progress fields are parsed inside the private Trainer::load_checkpoint (see README.md).
-// Seeds: checkpoints shaped as Trainer::save_checkpoint writes them.
+// A training checkpoint (checkpoints/last.safetensors) as `ssld train --resume` reads it:
+// CheckpointStore::read (the safetensors reader, then every typed metadata field), then the
+// loss scaler's state. Seeds: checkpoints shaped as CheckpointStore::write writes them.
 #include "fuzz_support.hpp"
 #include "tensor_checks.hpp"
+#include "train/checkpoint_store.hpp"
 #include "train/mixed_precision.hpp"
 #include "weights/safetensors.hpp"
 
@@ -45,8 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ssld::fuzz::refuse_or_read([&] {
     const ssld::host::TensorFile file = ssld::host::read_safetensors(path.string());
     ssld::fuzz::touch(file.tensors);
+    const ssld::host::CheckpointState state = ssld::host::checkpoint_state_of(file.metadata, path.string());
     ssld::host::LossScaler scaler(true, 65536.0, 2000);
-    scaler.load_state(file.metadata);
+    scaler.load_state(state.loss_scaler);
   });
   return 0;
 }

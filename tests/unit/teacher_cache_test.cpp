@@ -27,7 +27,7 @@ TeacherCacheSettings settings_in(const TempDir& dir, const std::string& format =
   settings.store = (dir / "store").string();
   settings.format = format;
   settings.top_k = 3;
-  settings.mode = mode;
+  settings.mode = ssld::host::kCacheModeNames.parse(mode, "mode");
   return settings;
 }
 

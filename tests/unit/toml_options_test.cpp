@@ -1,5 +1,7 @@
 #include "config/config_loader.hpp"
+#include "config/settings_table.hpp"
 #include "config/toml_options.hpp"
+#include "train/train_settings.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -105,4 +107,76 @@ TEST(DidYouMean, SuggestsOnlyPlausibleTypos) {
   EXPECT_EQ(closest_match("widht", {"width", "depth"}), "width");
   EXPECT_EQ(closest_match("small_cn", {"small_cnn", "resnet18"}), "small_cnn");
   EXPECT_EQ(closest_match("zzzzzz", {"width", "depth"}), "");
+}
+
+namespace {
+enum class Shape { Round, Square };
+struct ExampleSettings {
+  int64_t width = 32;
+  double dropout = 0.25;
+  bool fast = true;
+  std::string name = "demo";
+  std::string weights;
+  std::vector<int64_t> milestones = {30, 60};
+  Shape shape = Shape::Square;
+};
+const EnumNames<Shape> kShapeNames = {{Shape::Round, "round"}, {Shape::Square, "square"}};
+SettingsTable<ExampleSettings> example_table() {
+  using E = ExampleSettings;
+  return SettingsTable<E>()
+      .add("width", &E::width, "channels")
+      .add("dropout", &E::dropout, "dropout")
+      .add("fast", &E::fast, "fast path")
+      .add("name", &E::name, "name", {"demo", "other"})
+      .add_path("weights", &E::weights, "weights file")
+      .add("milestones", &E::milestones, "epochs")
+      .add("shape", &E::shape, kShapeNames, "shape");
+}
+}  // namespace
+
+TEST(SettingsTable, TheSchemaDefaultsAreTheStructsAndTheReaderFillsEveryField) {
+  const SettingsTable<ExampleSettings> table = example_table();
+  const ExampleSettings defaults;
+  const Schema& schema = table.schema();
+  ASSERT_EQ(schema.options().size(), 7u);
+  EXPECT_EQ(std::get<int64_t>(*schema.find("width")->default_value), defaults.width);
+  EXPECT_EQ(std::get<double>(*schema.find("dropout")->default_value), defaults.dropout);
+  EXPECT_EQ(std::get<bool>(*schema.find("fast")->default_value), defaults.fast);
+  EXPECT_EQ(schema.find("weights")->type, OptionType::Path);
+  EXPECT_EQ(schema.find("name")->choices, (std::vector<std::string>{"demo", "other"}));
+  // An enumeration is a string with its spellings as the choices, its default spelled.
+  EXPECT_EQ(std::get<std::string>(*schema.find("shape")->default_value), "square");
+  EXPECT_EQ(schema.find("shape")->choices, (std::vector<std::string>{"round", "square"}));
+
+  TempDir dir;
+  const TomlValue root = load_config(dir.write("a.toml", "[s]\nwidth = 8\nshape = \"round\"\nweights = \"w.pt\"\n"));
+  EXPECT_TRUE(problems(root.at("s"), schema).empty());
+  const ExampleSettings read = table.read(TomlOptions(root.at("s"), std::make_shared<const Schema>(schema), "[s]"));
+  EXPECT_EQ(read.width, 8);
+  EXPECT_EQ(read.shape, Shape::Round);
+  EXPECT_EQ(read.weights, (dir.path() / "w.pt").string());
+  EXPECT_EQ(read.dropout, defaults.dropout);  // absent keys: the struct's defaults
+  EXPECT_EQ(read.milestones, defaults.milestones);
+  EXPECT_EQ(read.name, defaults.name);
+  // A spelling outside the choices never reaches the reader (validation reports it first).
+  const TomlValue wrong = load_config(dir.write("b.toml", "[s]\nshape = \"oval\"\n"));
+  EXPECT_FALSE(problems(wrong.at("s"), schema).empty());
+}
+
+TEST(SettingsTable, TrainEnumerationsAreReadOnceIntoEnums) {
+  TempDir dir;
+  const TomlValue root = load_config(dir.write(
+      "t.toml", "[train]\noptimizer = \"adamw\"\nschedule = \"step\"\nmilestones = [1]\nprecision = \"bf16\"\n"));
+  Diagnostics diagnostics;
+  const TrainSettings settings = read_train_settings(root, diagnostics);
+  EXPECT_TRUE(diagnostics.empty());
+  EXPECT_EQ(settings.optimizer, OptimizerKind::AdamW);
+  EXPECT_EQ(settings.schedule, LrSchedule::Step);
+  EXPECT_EQ(settings.precision, Precision::Bf16);
+  EXPECT_EQ(settings.betas, (std::vector<double>{0.9, 0.999}));
+  EXPECT_STREQ(kPrecisionNames.name(settings.precision), "bf16");
+  const TrainSettings defaults = read_train_settings(load_config(dir.write("e.toml", "")), diagnostics);
+  EXPECT_EQ(defaults.optimizer, OptimizerKind::Sgd);
+  EXPECT_EQ(defaults.schedule, LrSchedule::Cosine);
+  EXPECT_EQ(defaults.log_every, TrainSettings{}.log_every);
 }

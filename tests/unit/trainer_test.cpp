@@ -117,7 +117,7 @@ TEST(TrainerStep, ChannelsLastComputesTheSameStepsOnTheCpu) {
     any_channels_last |= tensor.dim() == 4 && tensor.is_contiguous(at::MemoryFormat::ChannelsLast) && !tensor.is_contiguous();
   EXPECT_TRUE(any_channels_last) << "convolution weights were not converted";
   for (int i = 0; i < 3; ++i) {
-    const auto x = a.step(synthetic_batch(), 0.1), y = b.step(synthetic_batch(), 0.1);
+    const auto x = a.step().run(synthetic_batch(), 0.1), y = b.step().run(synthetic_batch(), 0.1);
     ASSERT_TRUE(x.applied() && y.applied());
     EXPECT_NEAR(x.loss, y.loss, 1e-5);
   }
@@ -131,8 +131,8 @@ TEST(TrainerStep, ReducedPrecisionFallsBackToFp32OffCuda) {
   ssld::host::Trainer a(fp32, host.dir() / "a", c10::Device(c10::kCPU), 0, "test");
   ssld::host::Trainer b(fp16, host.dir() / "b", c10::Device(c10::kCPU), 0, "test");
   for (int i = 0; i < 2; ++i) {
-    a.step(synthetic_batch(), 0.1);
-    b.step(synthetic_batch(), 0.1);
+    a.step().run(synthetic_batch(), 0.1);
+    b.step().run(synthetic_batch(), 0.1);
   }
   EXPECT_EQ(max_difference(copies(*fp32.student), copies(*fp16.student)), 0.0) << "the CPU runs fp32 either way";
 }
@@ -142,7 +142,7 @@ TEST(TrainerStep, ANonFiniteStepChangesNoWeight) {
   auto stage = host.stage(stage_config("type = \"faulty\""));
   ssld::host::Trainer trainer(stage, host.dir() / "run", c10::Device(c10::kCPU), 0, "test");
   const auto before = copies(*stage.student);
-  const auto outcome = trainer.step(synthetic_batch(/*fill_nan=*/true), 0.1);
+  const auto outcome = trainer.step().run(synthetic_batch(/*fill_nan=*/true), 0.1);
   EXPECT_FALSE(outcome.applied());
   EXPECT_FALSE(outcome.loss_finite);
   // BatchNorm statistics saw the NaN in the forward (as in PyTorch); parameters did not move.

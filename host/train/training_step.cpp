@@ -1,0 +1,122 @@
+#include "train/training_step.hpp"
+
+#include "dist/data_parallel.hpp"
+#include "train/mixed_precision.hpp"
+#include "train/optimization.hpp"
+
+#include <ATen/ATen.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace ssld::host {
+
+StepTiming::Clock::time_point StepTiming::now_after(const at::Tensor& produced) const {
+  if (timed_ && cuda_) (void)produced.flatten()[0].item();  // a device-to-host copy waits for the queued work
+  return Clock::now();
+}
+
+void StepTiming::add_teacher(Clock::time_point start, Clock::time_point end) {
+  if (timed_) teacher_seconds_ += std::chrono::duration<double>(end - start).count();
+}
+
+void StepTiming::add_step(Clock::time_point start, Clock::time_point end) {
+  if (timed_) step_seconds_ += std::chrono::duration<double>(end - start).count();
+}
+
+double StepTiming::teacher_share() const { return step_seconds_ > 0 ? teacher_seconds_ / step_seconds_ : -1; }
+
+TrainingStep::TrainingStep(StageComponents& components, c10::Device device)
+    : components_(components), device_(device), timing_(device) {
+  const TrainSettings& settings = components_.settings;
+  Student& student = *components_.student;
+  student.to(device_);
+  if (settings.channels_last) {  // convolution weights in NHWC, like the batches the step feeds
+    NamedTensors tensors = student.named_parameters();
+    for (auto& buffer : student.named_buffers()) tensors.push_back(std::move(buffer));
+    for (auto& [name, tensor] : tensors)
+      if (tensor.dim() == 4) tensor.set_data(tensor.contiguous(at::MemoryFormat::ChannelsLast));
+  }
+  if (components_.teacher)
+    teacher_source_ = std::make_unique<TeacherSource>(*components_.teacher, components_.teacher_cache.get(), device_,
+                                                      settings.channels_last);
+  if (settings.precision != Precision::Fp32) {
+    if (device_.is_cuda()) {
+      autocast_ = true;
+      autocast_dtype_ = settings.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf;
+    } else {
+      spdlog::warn("[train] precision = \"{}\" needs CUDA; training in fp32 on {}", kPrecisionNames.name(settings.precision),
+                   device_.str());
+    }
+  }
+  scaler_ = std::make_unique<LossScaler>(autocast_ && autocast_dtype_ == at::kHalf, settings.loss_scale,
+                                         settings.loss_scale_growth_interval);
+  optimizer_ = std::make_unique<Optimizer>(student.named_parameters(), settings);
+  if (settings.ema_decay > 0) ema_ = std::make_unique<Ema>(student, settings.ema_decay);
+  for (const auto& term : components_.losses) {
+    for (auto& name : term.loss->student_features()) student_features_.push_back(name);
+    for (auto& name : term.loss->teacher_features()) teacher_features_.push_back(name);
+  }
+}
+
+TrainingStep::~TrainingStep() = default;
+
+StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition position) {
+  const TrainSettings& settings = components_.settings;
+  Student& student = *components_.student;
+  timing_.begin_step();
+  const auto step_start = timing_.now_after(batch.ids);
+  const at::Tensor images =
+      settings.channels_last ? batch.images.contiguous(at::MemoryFormat::ChannelsLast) : batch.images;
+  ModelOutput teacher_output;
+  if (teacher_source_) {
+    const auto start = timing_.now_after(batch.ids);
+    teacher_output = teacher_source_->outputs(images, batch.ids, position, teacher_features_);
+    timing_.add_teacher(start, timing_.now_after(teacher_output.logits));
+  }
+  at::Tensor total;
+  std::vector<at::Tensor> logged;  // the total, then each term: copied to the host in one sync
+  {
+    const AutocastScope autocast(autocast_, autocast_dtype_);
+    const ModelOutput student_output = student.forward(images, student_features_);
+    for (auto& term : components_.losses) {
+      const LossOutput output = term.loss->compute(LossInputs{student_output,
+                                                              teacher_source_ ? &teacher_output : nullptr,
+                                                              batch.labels, batch.label_mask, batch.mix_index,
+                                                              batch.mix_lambda});
+      const at::Tensor value = output.value.to(at::kFloat);
+      total = total.defined() ? total + value * term.weight : value * term.weight;
+      logged.push_back(value.detach());
+    }
+  }
+  logged.insert(logged.begin(), total.detach());
+  const at::Tensor values = at::stack(logged).to(at::kCPU, at::kDouble);
+  StepOutcome outcome;
+  outcome.loss = values[0].item<double>();
+  for (int64_t i = 1; i < values.size(0); ++i) outcome.terms.push_back(values[i].item<double>());
+  optimizer_->zero_grad();
+  outcome.loss_finite = std::isfinite(outcome.loss);
+  if (data_parallel_) {
+    // Every rank runs backward, even on a non-finite loss of its own, so that all ranks issue the
+    // same collectives; the ranks' flags travel with the gradients and all skip the step together.
+    data_parallel_->before_backward(outcome.loss_finite);
+    scaler_->scaled(total).backward();
+    outcome.loss_finite = data_parallel_->after_backward();
+  } else if (outcome.loss_finite) {
+    scaler_->scaled(total).backward();
+  }
+  if (outcome.loss_finite) {
+    if (scaler_->enabled()) scaler_->unscale(student.named_parameters());
+    outcome.gradients_finite = std::isfinite(optimizer_->clip_gradients(settings.clip_grad_norm));
+    scaler_->update(outcome.gradients_finite);
+  }
+  if (outcome.applied()) {
+    optimizer_->step(lr);
+    if (ema_) ema_->update(student);
+  }
+  timing_.add_step(step_start, timing_.now_after(batch.ids));
+  return outcome;
+}
+
+}  // namespace ssld::host

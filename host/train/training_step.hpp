@@ -1,0 +1,86 @@
+// The SSLD training step, on a batch already on the device: the teacher's soft labels (online,
+// or from the teacher cache), the student's forward and the weighted losses (autocast on CUDA
+// when [train] precision asks), backward (loss-scaled for fp16; with the gradient all-reduce
+// under data parallelism), clipping, the optimizer and the EMA. A step with a non-finite loss
+// or gradient changes no weight. It owns what a step updates, so checkpoints read it from here.
+#pragma once
+
+#include "train/stage_components.hpp"
+#include "train/teacher_source.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ssld::host {
+
+// What one training step did.
+struct StepOutcome {
+  bool loss_finite = true;
+  bool gradients_finite = true;
+  double loss = 0;            // the weighted total
+  std::vector<double> terms;  // each [[loss]] term, unweighted
+  bool applied() const { return loss_finite && gradients_finite; }
+};
+
+class Optimizer;
+class Ema;
+class LossScaler;
+class DataParallel;
+
+// The teacher's share of step time, from timed steps: every step on the CPU; on CUDA every 16th,
+// with the device synchronized around it (timing every step would stall the queue).
+class StepTiming {
+ public:
+  explicit StepTiming(c10::Device device) : cuda_(device.is_cuda()) {}
+  using Clock = std::chrono::steady_clock;
+
+  void begin_step() { timed_ = !cuda_ || steps_++ % 16 == 0; }
+  bool timed() const { return timed_; }
+  // The time once the work queued so far (up to `produced`'s producer) has run: a timed CUDA
+  // step waits for it with a device-to-host copy of one element.
+  Clock::time_point now_after(const at::Tensor& produced) const;
+  void add_teacher(Clock::time_point start, Clock::time_point end);
+  void add_step(Clock::time_point start, Clock::time_point end);
+  double teacher_share() const;  // -1 before any timed step
+
+ private:
+  bool cuda_;
+  bool timed_ = false;
+  int64_t steps_ = 0;
+  double teacher_seconds_ = 0, step_seconds_ = 0;
+};
+
+class TrainingStep {
+ public:
+  // Puts the student on `device` (NHWC weights with [train] channels_last) and builds the
+  // optimizer, EMA, loss scaler and teacher source. `data_parallel` (null in a single process)
+  // must be built on the student's final tensors and outlive the step.
+  TrainingStep(StageComponents& components, c10::Device device);
+  ~TrainingStep();
+  void join(DataParallel* data_parallel) { data_parallel_ = data_parallel; }
+
+  StepOutcome run(const Batch& batch, double lr, StepPosition position = {});
+
+  Optimizer& optimizer() { return *optimizer_; }
+  Ema* ema() { return ema_.get(); }  // null without [train] ema_decay
+  LossScaler& scaler() { return *scaler_; }
+  const TeacherSource* teacher() const { return teacher_source_.get(); }  // null without a teacher
+  const StepTiming& timing() const { return timing_; }
+
+ private:
+  StageComponents& components_;
+  c10::Device device_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Ema> ema_;
+  std::unique_ptr<LossScaler> scaler_;
+  std::unique_ptr<TeacherSource> teacher_source_;
+  DataParallel* data_parallel_ = nullptr;
+  bool autocast_ = false;
+  at::ScalarType autocast_dtype_ = at::kFloat;
+  std::vector<std::string> student_features_, teacher_features_;  // what the losses read
+  StepTiming timing_;
+};
+
+}  // namespace ssld::host
