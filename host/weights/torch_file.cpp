@@ -6,7 +6,6 @@
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 
 #include <cstring>
 #include <fstream>
@@ -387,11 +386,138 @@ NamedTensors read_torch_file(const std::string& path) {
   return *tensors;
 }
 
+namespace {
+
+// The storage class torch.save names for a dtype (torch._storage_classes, which
+// torch.load(weights_only=True) accepts).
+const char* storage_class(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return "FloatStorage";
+    case at::kDouble: return "DoubleStorage";
+    case at::kHalf: return "HalfStorage";
+    case at::kBFloat16: return "BFloat16Storage";
+    case at::kLong: return "LongStorage";
+    case at::kInt: return "IntStorage";
+    case at::kShort: return "ShortStorage";
+    case at::kChar: return "CharStorage";
+    case at::kByte: return "ByteStorage";
+    case at::kBool: return "BoolStorage";
+    case at::kComplexFloat: return "ComplexFloatStorage";
+    case at::kComplexDouble: return "ComplexDoubleStorage";
+    default: return nullptr;
+  }
+}
+
+// A pickle (protocol 2) of only what torch.save emits for a state dict and what
+// torch.load(weights_only=True) allows: collections.OrderedDict, torch._utils._rebuild_tensor_v2
+// and storage classes, strings, ints, tuples, booleans, and persistent ids of storages.
+class StateDictPickler {
+ public:
+  void begin() { bytes_ += "\x80\x02"; }  // PROTO 2
+  void global(const char* module, const char* name) {
+    bytes_ += 'c';
+    bytes_ += module;
+    bytes_ += '\n';
+    bytes_ += name;
+    bytes_ += '\n';
+  }
+  void mark() { bytes_ += '('; }
+  void tuple() { bytes_ += 't'; }
+  void empty_tuple() { bytes_ += ')'; }
+  void reduce() { bytes_ += 'R'; }
+  void boolean(bool value) { bytes_ += value ? '\x88' : '\x89'; }
+  void persistent_id() { bytes_ += 'Q'; }
+  void set_items() { bytes_ += 'u'; }
+  void stop() { bytes_ += '.'; }
+  void string(const std::string& text) {
+    bytes_ += 'X';
+    append_le(static_cast<uint32_t>(text.size()), 4);
+    bytes_ += text;
+  }
+  void integer(int64_t value) {
+    if (value >= 0 && value < 256) {
+      bytes_ += 'K';
+      append_le(static_cast<uint64_t>(value), 1);
+    } else if (value >= 0 && value < 65536) {
+      bytes_ += 'M';
+      append_le(static_cast<uint64_t>(value), 2);
+    } else if (value >= INT32_MIN && value <= INT32_MAX) {
+      bytes_ += 'J';
+      append_le(static_cast<uint32_t>(static_cast<int32_t>(value)), 4);
+    } else {
+      bytes_ += "\x8a\x08";  // LONG1, 8 bytes of two's complement
+      append_le(static_cast<uint64_t>(value), 8);
+    }
+  }
+  void integers(at::IntArrayRef values) {
+    mark();
+    for (const int64_t value : values) integer(value);
+    tuple();
+  }
+  void ordered_dict() {
+    global("collections", "OrderedDict");
+    empty_tuple();
+    reduce();
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  void append_le(uint64_t value, int count) {
+    for (int i = 0; i < count; ++i) bytes_ += static_cast<char>((value >> (8 * i)) & 0xff);
+  }
+  std::string bytes_;
+};
+
+}  // namespace
+
 void write_torch_file(const std::string& path, const NamedTensors& tensors) {
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(at::kCPU).contiguous());
-  const std::vector<char> bytes = torch::jit::pickle_save(dict);
-  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
+  std::vector<at::Tensor> storages;
+  StateDictPickler pickle;
+  pickle.begin();
+  pickle.ordered_dict();  // what model.state_dict() returns
+  pickle.mark();
+  for (const auto& [name, value] : tensors) {
+    const at::Tensor tensor = value.detach().to(at::kCPU).contiguous();
+    const char* storage = storage_class(tensor.scalar_type());
+    if (!storage)
+      throw Error("cannot write '" + name + "' (" + std::string(c10::toString(tensor.scalar_type())) + ") to '" + path +
+                  "': torch.save files here hold float, integer, bool and complex tensors");
+    pickle.string(name);
+    // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks)
+    pickle.global("torch._utils", "_rebuild_tensor_v2");
+    pickle.mark();
+    pickle.mark();  // the persistent id: ("storage", storage class, key, location, numel)
+    pickle.string("storage");
+    pickle.global("torch", storage);
+    pickle.string(std::to_string(storages.size()));
+    pickle.string("cpu");
+    pickle.integer(tensor.numel());
+    pickle.tuple();
+    pickle.persistent_id();
+    pickle.integer(0);
+    pickle.integers(tensor.sizes());
+    pickle.integers(tensor.strides());
+    pickle.boolean(false);
+    pickle.ordered_dict();
+    pickle.tuple();
+    pickle.reduce();
+    storages.push_back(tensor);
+  }
+  pickle.set_items();
+  pickle.stop();
+
+  std::string archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+    archive.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  writer.writeRecord("data.pkl", pickle.bytes().data(), pickle.bytes().size());
+  writer.writeRecord("byteorder", "little", 6);  // read by torch >= 2.1; the data is this machine's (x86, arm: little)
+  for (size_t i = 0; i < storages.size(); ++i)
+    writer.writeRecord("data/" + std::to_string(i), storages[i].data_ptr(),
+                       static_cast<size_t>(storages[i].numel()) * storages[i].element_size());
+  writer.writeEndOfFile();
+  write_file_atomically(path, archive);
 }
 
 }  // namespace ssld::host

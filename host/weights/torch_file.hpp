@@ -17,8 +17,11 @@ namespace ssld::host {
 // (torch.nn.DataParallel) is removed. Throws ssld::Error saying what was found instead.
 NamedTensors read_torch_file(const std::string& path);
 
-// Writes a dict of contiguous CPU tensors that `torch.load` returns as a dict, ready for
-// `model.load_state_dict`. Atomic, as every weights file ssld writes.
+// Writes the tensors as torch.save writes a state dict: an OrderedDict of contiguous CPU tensors
+// that `torch.load` returns ready for `model.load_state_dict`, including under
+// `weights_only=True` (PyTorch's default since 2.6: the pickle names only collections.OrderedDict,
+// torch._utils._rebuild_tensor_v2 and storage classes). Atomic, as every weights file ssld writes.
+// Files of earlier ssld versions (libtorch's tagged pickle) still read.
 void write_torch_file(const std::string& path, const NamedTensors& tensors);
 
 // True when the file starts like a zip archive (torch.save), false for anything else.

@@ -3,7 +3,7 @@
 
 For MobileNetV3-large and ResNet50-vd at 224x224, batch 32, cross-entropy, SGD (momentum 0.9):
   - ssld (build/bin/ssld_bench_train --compute-only, tests/bench/model_zoo_speed.toml):
-    Trainer::step on a batch in memory (with --full also a minimal libtorch loop on it and the real
+    TrainingStep::run on a batch in memory (with --full also a minimal libtorch loop on it and the real
     loop end to end on generated 256x256 images with random_resized_crop + hflip);
   - python3-torch: torchvision's mobilenet_v3_large / the ResNet-D reference of the model-zoo
     tests (tests/unit/fixtures/make_model_zoo_reference.py), the same step on the same kind of batch.

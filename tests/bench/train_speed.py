@@ -4,7 +4,7 @@
 Runs, side by side in one invocation, on Fashion-MNIST's 60k training images with the demo's
 SSLD stage (tests/bench/train_speed.toml: student small_cnn 8x2, teacher small_cnn 32x3 with
 random weights, batch 128, random_crop(pad 2) + hflip, normalize, SSLD loss, SGD nesterov):
-  - ssld (build/bin/ssld_bench_train): the trainer's real loop end to end; Trainer::step on a
+  - ssld (build/bin/ssld_bench_train): the trainer's real loop end to end; TrainingStep::run on a
     batch already in memory (compute only); a minimal hand-written libtorch loop on that batch;
   - the peer: the same models, loss and optimizer in python3-torch, data in memory (a uint8
     tensor), torchvision transforms per sample in a torch DataLoader (0 and 2 workers; the
@@ -157,7 +157,7 @@ def main():
     print(f"SSLD stage, batch 128, {ssld['threads']} threads, device {ssld['device']}, "
           f"median of {args.rounds} rounds x {args.steps} steps (images/s)")
     print(f"  ssld end to end (loader, device copy, step)       {ssld['end_to_end_images_per_second']:8.0f}")
-    print(f"  ssld compute only (Trainer::step, batch in memory) {ssld['compute_images_per_second']:8.0f}")
+    print(f"  ssld compute only (TrainingStep::run, batch in memory) {ssld['compute_images_per_second']:8.0f}")
     print(f"  minimal libtorch loop (same models, same batch)   {ssld['minimal_images_per_second']:8.0f}")
     for (workers, tuned), (e2e, compute) in peers.items():
         malloc = "kept-memory malloc" if tuned else "default malloc    "
@@ -169,7 +169,7 @@ def main():
     print(f"  ssld end to end / ssld compute only:  {ssld['end_to_end_images_per_second'] / ssld['compute_images_per_second']:.2f}x"
           "   (target >= 0.9)")
     overhead = ssld['minimal_images_per_second'] / ssld['compute_images_per_second'] - 1.0
-    print(f"  host overhead, Trainer::step vs minimal libtorch loop: {100 * overhead:+.1f}%   (target <= 3%)")
+    print(f"  host overhead, TrainingStep::run vs minimal libtorch loop: {100 * overhead:+.1f}%   (target <= 3%)")
     print(f"  ssld compute only / python compute only: {ssld['compute_images_per_second'] / peer_compute:.2f}x")
 
 

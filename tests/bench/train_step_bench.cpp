@@ -1,6 +1,6 @@
 // Times one stage's training three ways, interleaved in rounds, and prints JSON:
 //   end_to_end: the trainer's real loop (loader, device copy, step, logging) for N steps;
-//   compute:    Trainer::step on one batch already on the device (no loader);
+//   compute:    TrainingStep::run on one batch already on the device (no loader);
 //   minimal:    a hand-written libtorch loop on that batch with the same models and losses
 //               (teacher forward, student forward, loss, backward, torch::optim::SGD);
 //   teacher:    the teacher's forward alone, for its share of the step.

@@ -8,6 +8,7 @@
 #include <ssld/error.hpp>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 
 #include <nlohmann/json.hpp>
 
@@ -37,7 +38,9 @@ void expect_same(const ssld::NamedTensors& tensors, const nlohmann::ordered_json
     const auto& [got_name, tensor] = tensors[i++];
     EXPECT_EQ(got_name, name) << "the file's order is kept";
     static const std::map<std::string, at::ScalarType> dtypes = {
-        {"float32", at::kFloat}, {"float16", at::kHalf}, {"float64", at::kDouble}, {"int64", at::kLong}, {"bool", at::kBool}};
+        {"float32", at::kFloat}, {"float16", at::kHalf},   {"float64", at::kDouble}, {"int64", at::kLong},
+        {"bool", at::kBool},     {"bfloat16", at::kBFloat16}, {"int8", at::kChar},   {"uint8", at::kByte},
+        {"int32", at::kInt}};
     EXPECT_EQ(tensor.scalar_type(), dtypes.at(description["dtype"].get<std::string>())) << name;
     EXPECT_EQ(tensor.sizes().vec(), description["shape"].get<std::vector<int64_t>>()) << name;
     const at::Tensor values = tensor.to(at::kDouble).flatten();
@@ -69,18 +72,43 @@ TEST(TorchFile, ReadsStateDictsCheckpointsAndPrefixedFilesLikeTorchLoad) {
   EXPECT_NE(truncated.find("truncated.pth"), std::string::npos) << truncated;
 }
 
-TEST(TorchFile, WhatSsldWritesTorchLoadReads) {
+// torch.load(weights_only=True), PyTorch's default since 2.6, reads every dtype ssld writes.
+TEST(TorchFile, WhatSsldWritesTorchLoadReadsWithWeightsOnly) {
   TempDir dir;
   const ssld::NamedTensors tensors = {
       {"layer.weight", at::arange(6, at::kFloat).view({2, 3}).t()},  // written contiguous
       {"layer.bias", at::tensor({-1.5, 2.25}, at::kFloat)},
       {"bn.num_batches_tracked", at::scalar_tensor(7, at::kLong)},
-      {"half", at::tensor({0.5, 1.0}, at::kFloat).to(at::kHalf)}};
+      {"half", at::tensor({0.5, 1.0}, at::kFloat).to(at::kHalf)},
+      {"brain", at::tensor({0.5, -3.0}, at::kFloat).to(at::kBFloat16)},
+      {"mask", at::tensor({1, 0, 1}, at::kInt).to(at::kBool)},
+      {"small", at::tensor({-128, 127}, at::kChar)},
+      {"bytes", at::tensor({0, 255}, at::kInt).to(at::kByte)},
+      {"ints", at::tensor({-70000, 70000}, at::kInt)},
+      {"big", at::tensor({int64_t{1} << 40, -(int64_t{1} << 40)}, at::kLong)},
+      {"double", at::tensor({1e-300, 2.5}, at::kDouble)},
+      {"empty", at::zeros({0, 3})},
+      {"wide", at::arange(70000, at::kFloat).view({7, 10000})}};  // sizes and strides past BININT1/2
   const std::string path = (dir / "out.pth").string();
   ssld::host::write_weights(path, tensors);
   const nlohmann::ordered_json loaded = python({"read", path});
   expect_same(tensors, loaded);
   expect_same(ssld::host::read_weights(path), loaded);  // and back again
+}
+
+// .pth files of earlier ssld versions (libtorch's pickle_save, with its type tag) still read.
+TEST(TorchFile, FilesOfEarlierSsldVersionsStillRead) {
+  TempDir dir;
+  c10::Dict<std::string, at::Tensor> dict;
+  dict.insert("w", at::arange(4, at::kFloat).view({2, 2}));
+  dict.insert("n", at::scalar_tensor(3, at::kLong));
+  const std::vector<char> bytes = torch::jit::pickle_save(dict);
+  dir.write("old.pth", std::string(bytes.begin(), bytes.end()));
+  const ssld::NamedTensors read = ssld::host::read_weights((dir / "old.pth").string());
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(read[0].first, "w");
+  EXPECT_TRUE(read[0].second.equal(at::arange(4, at::kFloat).view({2, 2})));
+  EXPECT_EQ(read[1].second.item<int64_t>(), 3);
 }
 
 TEST(LoadStateDict, IgnorePatternsAndNonStrictLoading) {
