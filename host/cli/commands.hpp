@@ -79,6 +79,12 @@ struct CacheTeacherCommand {
   int64_t epochs = 0;  // 0: the stage's [train] epochs
 };
 
+struct FeaturesCommand {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string stage;  // default: the last stage
+};
+
 struct ReportCommand {
   std::string sweep_folder;  // <output_dir>/<run name> of a sweep
 };
@@ -93,5 +99,6 @@ int run_sweep_command(const SweepCommand& command);
 int run_report(const ReportCommand& command);
 int run_cache_teacher(const CacheTeacherCommand& command);
 int run_mine(const MineCommand& command);
+int run_features(const FeaturesCommand& command);
 
 }  // namespace ssld::host

@@ -134,6 +134,13 @@ int main(int argc, char** argv) {
   cache_teacher_app->add_option("--epochs", cache_teacher.epochs, "epochs to store (default: the stage's [train] epochs)")
       ->check(CLI::PositiveNumber);
 
+  FeaturesCommand features;
+  auto* features_app = app.add_subcommand(
+      "features", "list the feature names of a stage's student and teacher with their shapes (for feature losses)");
+  features_app->add_option("config", features.config, "the config file (TOML)")->required();
+  features_app->add_option("--set", features.overrides, "override a config key")->type_name("KEY=VALUE");
+  features_app->add_option("--stage", features.stage, "which stage (default: the last)");
+
   ReportCommand report_command;
   auto* report_app = app.add_subcommand("report", "rebuild a sweep's results.csv and results.md from its folder");
   report_app->add_option("sweep_folder", report_command.sweep_folder, "the sweep's folder: <output_dir>/<run name>")
@@ -168,6 +175,7 @@ int main(int argc, char** argv) {
     if (report_app->parsed()) return run_report(report_command);
     if (cache_teacher_app->parsed()) return run_cache_teacher(cache_teacher);
     if (mine_app->parsed()) return run_mine(mine);
+    if (features_app->parsed()) return run_features(features);
   } catch (const std::exception& error) {
     const ExitStatus status = exit_status_of(error);
     return report(status == kExitInternalError ? std::string("unexpected failure: ") + error.what() : error.what(),

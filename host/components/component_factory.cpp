@@ -4,6 +4,7 @@
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
+#include <ssld/loss.hpp>
 #include <ssld/model.hpp>
 
 #include <ATen/Context.h>
@@ -56,6 +57,21 @@ class PreStateTeacher : public Teacher {
 
  private:
   std::unique_ptr<Teacher> inner_;
+};
+
+// A loss from a plugin built before ABI 1.2 has no prepare(), named_parameters(), ... in its
+// vtable: the host talks to it through this wrapper, which keeps their defaults (no state).
+class PreStateLoss : public Loss {
+ public:
+  explicit PreStateLoss(std::unique_ptr<Loss> inner) : inner_(std::move(inner)) {}
+  LossOutput compute(const LossInputs& inputs) override { return inner_->compute(inputs); }
+  bool needs_teacher() const override { return inner_->needs_teacher(); }
+  bool uses_labels() const override { return inner_->uses_labels(); }
+  std::vector<std::string> student_features() const override { return inner_->student_features(); }
+  std::vector<std::string> teacher_features() const override { return inner_->teacher_features(); }
+
+ private:
+  std::unique_ptr<Loss> inner_;
 };
 
 std::string list(const std::vector<std::string>& names) {
@@ -123,6 +139,8 @@ std::unique_ptr<Component> ComponentFactory::create(Kind kind, const TomlValue& 
     return std::make_unique<PreStateTeacher>(
         std::unique_ptr<Teacher>(static_cast<Teacher*>(made.component.release())));
   }
+  if (kind == Kind::Loss && component->plugin && component->plugin->abi_minor < 2)
+    return std::make_unique<PreStateLoss>(std::unique_ptr<Loss>(static_cast<Loss*>(made.component.release())));
   return std::move(made.component);
 }
 

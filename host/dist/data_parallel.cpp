@@ -46,14 +46,13 @@ DistSettings read_dist_settings(const TomlValue& root) {
 DataParallelRun* current_data_parallel_run() { return current_run; }
 void set_current_data_parallel_run(DataParallelRun* run) { current_run = run; }
 
-DataParallel::DataParallel(DistContext& dist, const DistSettings& settings, Student& student)
+DataParallel::DataParallel(DistContext& dist, const DistSettings& settings, NamedTensors parameters)
     : dist_(dist), settings_(settings),
-      gradients_(std::make_unique<GradientSync>(dist, student.named_parameters(), settings.bucket_mb)) {}
+      gradients_(std::make_unique<GradientSync>(dist, std::move(parameters), settings.bucket_mb)) {}
 
-void DataParallel::broadcast_student(Student& student) {
+void DataParallel::broadcast_state(const NamedTensors& state) {
   std::vector<at::Tensor> tensors;
-  for (auto& [name, tensor] : student.named_parameters()) tensors.push_back(tensor);
-  for (auto& [name, tensor] : student.named_buffers()) tensors.push_back(tensor);
+  for (const auto& [name, tensor] : state) tensors.push_back(tensor);
   c10::NoGradGuard no_grad;
   dist_.broadcast(tensors, 0);
 }
@@ -79,13 +78,13 @@ bool DataParallel::agree_after_step(bool stop_requested, bool epoch_ends, int64_
   return sums[0] > 0;
 }
 
-void DataParallel::sync_buffers(Student& student, const NamedTensors& ema) {
+void DataParallel::sync_buffers(const NamedTensors& buffers, const NamedTensors& ema) {
   std::set<std::string> buffer_names;
   std::vector<at::Tensor> averaged, from_rank0;
   auto add = [&](const at::Tensor& tensor) {
     (settings_.sync_batchnorm_stats && tensor.is_floating_point() ? averaged : from_rank0).push_back(tensor);
   };
-  for (auto& [name, tensor] : student.named_buffers()) {
+  for (const auto& [name, tensor] : buffers) {
     buffer_names.insert(name);
     add(tensor);
   }

@@ -47,14 +47,16 @@ void set_current_data_parallel_run(DataParallelRun* run);
 
 class DataParallel {
  public:
-  DataParallel(DistContext& dist, const DistSettings& settings, Student& student);
+  // `parameters`: what the optimizer steps (the student's, then any loss's), whose gradients are
+  // averaged over ranks.
+  DataParallel(DistContext& dist, const DistSettings& settings, NamedTensors parameters);
 
   DistContext& dist() { return dist_; }
   bool is_main() const { return dist_.is_main(); }
   int64_t world_size() const { return dist_.world_size(); }
 
-  // Rank 0's parameters and buffers to every rank (at the start, after a fresh init or a resume).
-  void broadcast_student(Student& student);
+  // Rank 0's tensors to every rank (parameters and buffers at the start, after a fresh init or a resume).
+  void broadcast_state(const NamedTensors& state);
   // Fails (on every rank) unless all ranks stand at rank 0's (epoch, step): a rank that could
   // not read the checkpoint (the run folder must be visible to every rank).
   void check_same_position(int64_t epoch, int64_t step);
@@ -70,8 +72,9 @@ class DataParallel {
   // whether the epoch ends here (unequal shards).
   bool agree_after_step(bool stop_requested, bool epoch_ends, int64_t epoch, int64_t step);
 
-  // Before evaluation and checkpoints: BatchNorm statistics (and the EMA's) equal on all ranks.
-  void sync_buffers(Student& student, const NamedTensors& ema);
+  // Before evaluation and checkpoints: BatchNorm statistics (`buffers`, and the EMA's copies of
+  // them in `ema`, matched by name) equal on all ranks.
+  void sync_buffers(const NamedTensors& buffers, const NamedTensors& ema);
 
  private:
   DistContext& dist_;

@@ -2,9 +2,13 @@
 
 #include "config/toml_options.hpp"
 #include "stage/config_schema.hpp"
+#include "stage/feature_probe.hpp"
 #include "teacher_cache/teacher_cache.hpp"
 #include "weights/state_dict.hpp"
 
+#include <ATen/Context.h>
+
+#include <algorithm>
 #include <filesystem>
 
 namespace ssld::host {
@@ -76,6 +80,68 @@ std::unique_ptr<TeacherCache> build_teacher_cache(const TomlValue& config, const
   }
 }
 
+// A name the loss asks for that the model does not list: an error at the loss, with the list.
+bool check_feature_names(const std::vector<std::string>& wanted, const std::vector<std::string>& available,
+                         const std::string& side, const std::string& loss, const SourcePlace& place,
+                         Diagnostics& diagnostics) {
+  bool ok = true;
+  for (const auto& name : wanted) {
+    if (std::find(available.begin(), available.end(), name) != available.end()) continue;
+    std::string names;
+    for (const auto& known : available) names += (names.empty() ? "" : ", ") + known;
+    diagnostics.add(place, "loss '" + loss + "' reads the " + side + "'s feature '" + name + "', which it does not have" +
+                               did_you_mean(name, available) + "; its features: " + (names.empty() ? "none" : names) +
+                               " (`ssld features CONFIG` prints them with their shapes)");
+    ok = false;
+  }
+  return ok;
+}
+
+// Each loss learns the shapes of the features it reads (a probe forward, only when some loss
+// reads any) and builds what depends on them; a teacher made of weights that do not exist yet
+// (`ssld check` before its stage ran) leaves the losses unprepared until training.
+void prepare_losses(StageComponents& stage, const std::vector<SourcePlace>& places, const ComponentFactory& factory,
+                    Diagnostics& diagnostics) {
+  if (!stage.student || !stage.train || stage.losses.empty()) return;
+  std::vector<std::string> student_names, teacher_names;
+  bool names_ok = true;
+  for (size_t i = 0; i < stage.losses.size(); ++i) {
+    const Loss& loss = *stage.losses[i].loss;
+    for (const auto& name : loss.student_features()) student_names.push_back(name);
+    for (const auto& name : loss.teacher_features()) teacher_names.push_back(name);
+    names_ok &= check_feature_names(loss.student_features(), stage.student->feature_names(), "student",
+                                    stage.losses[i].name, places[i], diagnostics);
+    if (stage.teacher)
+      names_ok &= check_feature_names(loss.teacher_features(), stage.teacher->feature_names(), "teacher",
+                                      stage.losses[i].name, places[i], diagnostics);
+  }
+  if (!names_ok || (!teacher_names.empty() && !stage.teacher)) return;
+  FeatureProbe probe;
+  if (!student_names.empty() || !teacher_names.empty()) {
+    try {
+      probe = probe_features(stage.student.get(), stage.teacher.get(), *stage.train, factory.seed(), student_names,
+                             teacher_names);
+    } catch (const Error& error) {
+      diagnostics.add(places.front(), std::string("probing the features the losses read: ") + error.what());
+      return;
+    }
+  }
+  int64_t dataset_size = 0;
+  for (const auto& source : stage.train->sources) dataset_size += source->size();
+  for (size_t i = 0; i < stage.losses.size(); ++i) {
+    Loss& loss = *stage.losses[i].loss;
+    FeatureShapes student, teacher;
+    for (const auto& name : loss.student_features()) student[name] = probe.student.at(name);
+    for (const auto& name : loss.teacher_features()) teacher[name] = probe.teacher.at(name);
+    at::manual_seed(factory.seed());  // a connector's initialization is the same in every run
+    try {
+      loss.prepare(student, teacher, dataset_size);
+    } catch (const Error& error) {
+      diagnostics.add(places[i], "loss '" + stage.losses[i].name + "': " + error.what());
+    }
+  }
+}
+
 }  // namespace
 
 StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& factory, const AssemblyOptions& options,
@@ -110,6 +176,7 @@ StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& 
   if (config.contains("teacher") && (options.weights_must_exist || !teacher_weights_pending))
     stage.teacher = cast<Teacher>(factory.create(Kind::Teacher, config.at("teacher"), "teacher", Schema(), diagnostics));
 
+  std::vector<SourcePlace> loss_places;  // of each built loss
   if (config.contains("loss")) {
     const TomlValue& list = config.at("loss");
     if (!list.is_array()) {
@@ -127,7 +194,11 @@ StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& 
         if (seen[name]++ > 0) name += "#" + std::to_string(seen[name] - 1);
         if (loss->needs_teacher() && !config.contains("teacher"))
           diagnostics.add(SourcePlace::of(table), "this loss learns from a teacher, but the config has no [teacher] table");
-        stage.losses.push_back(WeightedLoss{std::move(loss), name, host_keys.get_float("weight")});
+        if (host_keys.get_float("lr_scale") < 0)
+          diagnostics.add(SourcePlace::of(table.at("lr_scale")), "lr_scale must not be negative");
+        stage.losses.push_back(
+            WeightedLoss{std::move(loss), name, host_keys.get_float("weight"), host_keys.get_float("lr_scale")});
+        loss_places.push_back(SourcePlace::of(table));
       }
     }
   } else if (options.require_training) {
@@ -142,6 +213,7 @@ StageComponents assemble_stage(const TomlValue& config, const ComponentFactory& 
     diagnostics.add(SourcePlace::of(config.at("teacher")),
                     "the teacher predicts " + std::to_string(stage.teacher->num_classes()) + " classes, the student " +
                         std::to_string(stage.student->num_classes()));
+  if (diagnostics.empty()) prepare_losses(stage, loss_places, factory, diagnostics);
   if (config.contains("teacher_cache") && diagnostics.empty())
     stage.teacher_cache = build_teacher_cache(config, stage, factory, options.sharding, diagnostics);
   return stage;

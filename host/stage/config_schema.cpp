@@ -69,7 +69,9 @@ const std::vector<ComponentSlot>& component_slots() {
        "the model being trained"},
       {"teacher", Kind::Teacher, false, Schema(), "the frozen model whose predictions are learned"},
       {"loss", Kind::Loss, true,
-       Schema().add_float("weight", 1.0, "factor of this term in the total loss"),
+       Schema()
+           .add_float("weight", 1.0, "factor of this term in the total loss")
+           .add_float("lr_scale", 1.0, "the loss's own parameters (a connector) learn at [train] lr times this"),
        "loss terms; the objective is their weighted sum"},
   };
   return slots;

@@ -12,9 +12,13 @@
 namespace ssld::host {
 
 Optimizer::Optimizer(NamedTensors parameters, const TrainSettings& settings) : settings_(settings) {
+  add_parameters(std::move(parameters), 1.0);
+}
+
+void Optimizer::add_parameters(NamedTensors parameters, double lr_scale) {
   for (auto& [name, parameter] : parameters) {
     if (!parameter.requires_grad()) continue;
-    slots_.push_back(Slot{name, parameter, settings.decay_bias_and_norm || parameter.dim() > 1, {}, {}});
+    slots_.push_back(Slot{name, parameter, settings_.decay_bias_and_norm || parameter.dim() > 1, lr_scale, {}, {}});
   }
 }
 
@@ -37,7 +41,7 @@ double Optimizer::clip_gradients(double max_norm) {
   return total;
 }
 
-void Optimizer::step(double lr) {
+void Optimizer::step(double base_lr) {
   c10::NoGradGuard no_grad;
   ++steps_;
   const bool adamw = settings_.optimizer == OptimizerKind::AdamW;
@@ -45,6 +49,7 @@ void Optimizer::step(double lr) {
     if (!slot.parameter.grad().defined()) continue;
     at::Tensor grad = slot.parameter.grad();
     const double decay = slot.decay ? settings_.weight_decay : 0.0;
+    const double lr = slot.lr_scale == 1.0 ? base_lr : base_lr * slot.lr_scale;
     if (adamw) {
       if (!slot.first.defined()) {
         slot.first = at::zeros_like(slot.parameter);

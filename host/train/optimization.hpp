@@ -17,12 +17,14 @@ class Optimizer {
   // `parameters`: the student's named parameters. 1-d tensors (biases, norm weights) get no
   // weight decay unless settings.decay_bias_and_norm.
   Optimizer(NamedTensors parameters, const TrainSettings& settings);
+  // More parameters (a loss's connector), stepped at lr x lr_scale, with the same weight-decay rule.
+  void add_parameters(NamedTensors parameters, double lr_scale);
 
   void zero_grad();
   // Clips the gradients' global L2 norm to `max_norm` (when > 0); returns the norm before
   // clipping, non-finite when a gradient is.
   double clip_gradients(double max_norm);
-  void step(double lr);
+  void step(double base_lr);
 
   // "optimizer/<param>/<slot>" tensors and "optimizer/steps", for checkpoints.
   NamedTensors state() const;
@@ -33,6 +35,7 @@ class Optimizer {
     std::string name;
     at::Tensor parameter;
     bool decay;
+    double lr_scale;
     at::Tensor first, second;  // sgd: momentum buffer; adamw: exp_avg, exp_avg_sq
   };
   std::vector<Slot> slots_;

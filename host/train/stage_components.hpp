@@ -18,6 +18,7 @@ struct WeightedLoss {
   std::unique_ptr<Loss> loss;
   std::string name;  // "ssld", or "kl#1" when a type repeats
   double weight = 1.0;
+  double lr_scale = 1.0;  // of the loss's own parameters
 };
 
 class TeacherCache;

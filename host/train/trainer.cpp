@@ -24,6 +24,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
 
 #include <spdlog/spdlog.h>
 
@@ -77,7 +78,7 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
   step_ = std::make_unique<TrainingStep>(components_, device_);
   // After the student's tensors reached their device and layout: the gradient hooks hold them.
   if (DataParallelRun* run = current_data_parallel_run()) {
-    data_parallel_ = std::make_unique<DataParallel>(*run->dist, run->settings, *components_.student);
+    data_parallel_ = std::make_unique<DataParallel>(*run->dist, run->settings, step_->trainable_parameters());
     step_->join(data_parallel_.get());
   }
   if (writes_files()) std::filesystem::create_directories(folder_ / "checkpoints");
@@ -97,9 +98,16 @@ Trainer::~Trainer() = default;
 
 bool Trainer::writes_files() const { return !data_parallel_ || data_parallel_->is_main(); }
 
+NamedTensors Trainer::buffers() {
+  NamedTensors all = components_.student->named_buffers();
+  for (auto& term : components_.losses)
+    for (auto& entry : loss_buffers(term)) all.push_back(std::move(entry));
+  return all;
+}
+
 void Trainer::sync_replicas() {
   Ema* ema = step_->ema();
-  if (data_parallel_) data_parallel_->sync_buffers(*components_.student, ema ? ema->tensors() : NamedTensors{});
+  if (data_parallel_) data_parallel_->sync_buffers(buffers(), ema ? ema->tensors() : NamedTensors{});
 }
 
 StageResult Trainer::run(bool resume) {
@@ -109,7 +117,9 @@ StageResult Trainer::run(bool resume) {
   if (resume) load_checkpoint(epoch, step, progress);
   if (data_parallel_) {  // every rank starts from rank 0's weights, at the same position
     data_parallel_->check_same_position(epoch, step);
-    data_parallel_->broadcast_student(*components_.student);
+    NamedTensors state = step_->trainable_parameters();
+    for (auto& entry : buffers()) state.push_back(std::move(entry));
+    data_parallel_->broadcast_state(state);
     if (Ema* ema = step_->ema()) {
       std::vector<at::Tensor> shadow;
       for (const auto& [name, tensor] : ema->tensors()) shadow.push_back(tensor);
@@ -291,6 +301,10 @@ void Trainer::save_checkpoint(int64_t epoch, int64_t next_step, const Progress& 
   for (auto& [name, tensor] : state_dict(*components_.student)) tensors.emplace_back("student/" + name, tensor);
   if (Ema* ema = step_->ema())
     for (const auto& [name, tensor] : ema->tensors()) tensors.emplace_back("ema/" + name, tensor);
+  for (auto& term : components_.losses) {  // "loss/<name>/...": a connector's weights, a memory
+    for (auto& entry : loss_parameters(term)) tensors.push_back(std::move(entry));
+    for (auto& entry : loss_buffers(term)) tensors.push_back(std::move(entry));
+  }
   for (auto& entry : step_->optimizer().state()) tensors.push_back(std::move(entry));
   tensors.emplace_back("rng/torch_cpu", at::detail::getDefaultCPUGenerator().get_state());
   CheckpointState state;
@@ -305,6 +319,24 @@ void Trainer::save_checkpoint(int64_t epoch, int64_t next_step, const Progress& 
   state.progress.seconds = progress.seconds();
   state.loss_scaler = step_->scaler().state();
   checkpoints_->write(state, tensors);
+}
+
+void Trainer::load_loss_state(const std::map<std::string, at::Tensor>& tensors, const std::string& path) {
+  const c10::NoGradGuard no_grad;
+  for (auto& term : components_.losses) {
+    NamedTensors state = loss_parameters(term);
+    for (auto& entry : loss_buffers(term)) state.push_back(std::move(entry));
+    for (auto& [name, tensor] : state) {
+      auto found = tensors.find(name);
+      if (found == tensors.end())
+        throw Error("'" + path + "' is not a usable ssld checkpoint for this stage: it has no '" + name +
+                    "' (the state of loss '" + term.name + "'); start the stage over with --restart");
+      if (found->second.sizes() != tensor.sizes() || found->second.scalar_type() != tensor.scalar_type())
+        throw Error("'" + path + "' is not a usable ssld checkpoint for this stage: '" + name + "' has another shape or "
+                    "dtype than loss '" + term.name + "' has now; start the stage over with --restart");
+      tensor.copy_(found->second);
+    }
+  }
 }
 
 void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress) {
@@ -343,6 +375,7 @@ void Trainer::load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress)
     if (name.rfind("student/", 0) == 0) student.emplace_back(name.substr(8), tensor);
   }
   load_state_dict(*components_.student, student, path);
+  load_loss_state(tensors, path);
   step_->optimizer().load_state(tensors);
   if (Ema* ema = step_->ema()) ema->load(tensors);
   if (!tensors.count("rng/torch_cpu")) throw Error("'" + path + "' is not a usable ssld checkpoint: no 'rng/torch_cpu'");

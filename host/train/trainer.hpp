@@ -9,6 +9,7 @@
 #include "train/training_step.hpp"
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -61,6 +62,8 @@ class Trainer {
   void load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress);
   void evaluate_epoch(int64_t epoch, Progress& progress);
   void evaluate_teacher();
+  void load_loss_state(const std::map<std::string, at::Tensor>& tensors, const std::string& path);
+  NamedTensors buffers();  // the student's and every loss's
   void sync_replicas();  // data-parallel: buffers (BatchNorm statistics, EMA) equal on all ranks
   bool writes_files() const;  // rank 0, or a single process
 

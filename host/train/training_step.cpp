@@ -27,6 +27,25 @@ void StepTiming::add_step(Clock::time_point start, Clock::time_point end) {
 
 double StepTiming::teacher_share() const { return step_seconds_ > 0 ? teacher_seconds_ / step_seconds_ : -1; }
 
+NamedTensors loss_parameters(WeightedLoss& term) {
+  NamedTensors named;
+  for (auto& [name, tensor] : term.loss->named_parameters()) named.emplace_back("loss/" + term.name + "/" + name, tensor);
+  return named;
+}
+
+NamedTensors loss_buffers(WeightedLoss& term) {
+  NamedTensors named;
+  for (auto& [name, tensor] : term.loss->named_buffers()) named.emplace_back("loss/" + term.name + "/" + name, tensor);
+  return named;
+}
+
+NamedTensors TrainingStep::trainable_parameters() {
+  NamedTensors all = components_.student->named_parameters();
+  for (auto& term : components_.losses)
+    for (auto& entry : loss_parameters(term)) all.push_back(std::move(entry));
+  return all;
+}
+
 TrainingStep::TrainingStep(StageComponents& components, c10::Device device)
     : components_(components), device_(device), timing_(device) {
   const TrainSettings& settings = components_.settings;
@@ -53,6 +72,11 @@ TrainingStep::TrainingStep(StageComponents& components, c10::Device device)
   scaler_ = std::make_unique<LossScaler>(autocast_ && autocast_dtype_ == at::kHalf, settings.loss_scale,
                                          settings.loss_scale_growth_interval);
   optimizer_ = std::make_unique<Optimizer>(student.named_parameters(), settings);
+  for (auto& term : components_.losses) {  // a loss's own parameters (connectors) learn beside the student's
+    term.loss->to(device_);
+    term.loss->train(true);
+    optimizer_->add_parameters(loss_parameters(term), term.lr_scale);
+  }
   if (settings.ema_decay > 0) ema_ = std::make_unique<Ema>(student, settings.ema_decay);
   for (const auto& term : components_.losses) {
     for (auto& name : term.loss->student_features()) student_features_.push_back(name);
@@ -84,7 +108,7 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
       const LossOutput output = term.loss->compute(LossInputs{student_output,
                                                               teacher_source_ ? &teacher_output : nullptr,
                                                               batch.labels, batch.label_mask, batch.mix_index,
-                                                              batch.mix_lambda});
+                                                              batch.mix_lambda, &batch.ids});
       const at::Tensor value = output.value.to(at::kFloat);
       total = total.defined() ? total + value * term.weight : value * term.weight;
       logged.push_back(value.detach());
@@ -107,7 +131,7 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
     scaler_->scaled(total).backward();
   }
   if (outcome.loss_finite) {
-    if (scaler_->enabled()) scaler_->unscale(student.named_parameters());
+    if (scaler_->enabled()) scaler_->unscale(trainable_parameters());
     outcome.gradients_finite = std::isfinite(optimizer_->clip_gradients(settings.clip_grad_norm));
     scaler_->update(outcome.gradients_finite);
   }

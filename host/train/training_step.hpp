@@ -52,11 +52,16 @@ class StepTiming {
   double teacher_seconds_ = 0, step_seconds_ = 0;
 };
 
+// A loss's parameters and buffers under "loss/<its name>/...": their names in checkpoints and
+// in the optimizer's state.
+NamedTensors loss_parameters(WeightedLoss& term);
+NamedTensors loss_buffers(WeightedLoss& term);
+
 class TrainingStep {
  public:
-  // Puts the student on `device` (NHWC weights with [train] channels_last) and builds the
-  // optimizer, EMA, loss scaler and teacher source. `data_parallel` (null in a single process)
-  // must be built on the student's final tensors and outlive the step.
+  // Puts the student and the losses on `device` (NHWC weights with [train] channels_last) and
+  // builds the optimizer (student and loss parameters), EMA, loss scaler and teacher source.
+  // join() a DataParallel (built on those final tensors) before the first step under torchrun.
   TrainingStep(StageComponents& components, c10::Device device);
   ~TrainingStep();
   void join(DataParallel* data_parallel) { data_parallel_ = data_parallel; }
@@ -68,6 +73,8 @@ class TrainingStep {
   LossScaler& scaler() { return *scaler_; }
   const TeacherSource* teacher() const { return teacher_source_.get(); }  // null without a teacher
   const StepTiming& timing() const { return timing_; }
+  // What the optimizer steps: the student's parameters, then every loss's.
+  NamedTensors trainable_parameters();
 
  private:
   StageComponents& components_;

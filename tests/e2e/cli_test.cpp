@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <ssld/abi.h>
+
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -12,6 +14,11 @@
 
 using ssld::test::RunResult;
 using ssld::test::TempDir;
+
+namespace {
+// "1.2": how the host prints an SDK ABI version.
+std::string abi_version(int major, int minor) { return std::to_string(major) + "." + std::to_string(minor); }
+}  // namespace
 
 namespace {
 
@@ -136,13 +143,15 @@ TEST(CliPluginErrors, MissingEntryPoint) {
 TEST(CliPluginErrors, AbiMajorMismatch) {
   const RunResult result = plugins_with("abi_major_mismatch");
   expect_user_error(result, "plugin 'abi_major_mismatch' 9.9.9");
-  EXPECT_NE(result.err.find("was built for ssld SDK ABI 2.1, but this ssld speaks ABI 1.1"), std::string::npos)
+  EXPECT_NE(result.err.find("was built for ssld SDK ABI " + abi_version(SSLD_ABI_MAJOR + 1, SSLD_ABI_MINOR) + ", but this ssld speaks ABI " +
+                            abi_version(SSLD_ABI_MAJOR, SSLD_ABI_MINOR)), std::string::npos)
       << result.err;
   EXPECT_NE(result.err.find("libssld_test_abi_major_mismatch.so"), std::string::npos) << result.err;
 }
 
 TEST(CliPluginErrors, PluginBuiltForNewerMinor) {
-  expect_user_error(plugins_with("abi_newer_minor"), "was built against a newer ssld SDK (ABI 1.2) than this ssld supports (ABI 1.1)");
+  expect_user_error(plugins_with("abi_newer_minor"), "was built against a newer ssld SDK (ABI " + abi_version(SSLD_ABI_MAJOR, SSLD_ABI_MINOR + 1) +
+                                                         ") than this ssld supports (ABI " + abi_version(SSLD_ABI_MAJOR, SSLD_ABI_MINOR) + ")");
 }
 
 TEST(CliPluginErrors, FingerprintMismatchNamesBothBuilds) {

@@ -141,8 +141,8 @@ int batchnorm_stats(DistContext& dist, bool average) {
 
   DistSettings settings;
   settings.sync_batchnorm_stats = average;
-  DataParallel parallel(dist, settings, student);
-  parallel.sync_buffers(student, ema);
+  DataParallel parallel(dist, settings, student.named_parameters());
+  parallel.sync_buffers(student.named_buffers(), ema);
 
   at::Tensor want_mean = at::zeros({3}), want_var = at::zeros({3});
   for (int64_t rank = 0; rank < dist.world_size(); ++rank) {

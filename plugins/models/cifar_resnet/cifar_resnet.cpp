@@ -2,6 +2,7 @@
 // 56, 110), three stages of n basic blocks at width, 2x and 4x width, a 3x3 stem without
 // pooling, global average pooling and a linear classifier. Downsampling shortcuts are 1x1
 // conv + BN (option B). Names follow torchvision's ResNet (conv1, bn1, layerN.i.conv1, fc).
+#include <ssld/features.hpp>
 #include <ssld/module_student.hpp>
 #include <ssld/plugin.hpp>
 
@@ -21,10 +22,12 @@ struct BasicBlockImpl : torch::nn::Module {
                                               torch::nn::BatchNorm2d(out)));
     }
   }
-  torch::Tensor forward(const torch::Tensor& x) {
+  torch::Tensor forward(const torch::Tensor& x) { return torch::relu(forward_pre_relu(x)); }
+  // The block's sum (residual + shortcut) before its last ReLU: OFD's pre-activation feature.
+  torch::Tensor forward_pre_relu(const torch::Tensor& x) {
     torch::Tensor out = torch::relu(bn1->forward(conv1->forward(x)));
     out = bn2->forward(conv2->forward(out));
-    return torch::relu(out + (downsample ? downsample->forward(x) : x));
+    return out + (downsample ? downsample->forward(x) : x);
   }
   torch::nn::Conv2d conv1;
   torch::nn::BatchNorm2d bn1;
@@ -58,6 +61,35 @@ struct CifarResNetImpl : torch::nn::Module {
     torch::Tensor x = torch::relu(bn1->forward(conv1->forward(images)));
     for (auto& layer : layers) x = layer->forward(x);
     return fc->forward(x.mean({2, 3}));
+  }
+
+  // Features: "relu" (the stem's output), "layer1".."layer3" (each stage's output),
+  // "layerN.pre_relu" (the stage's last block before its final ReLU) and "avgpool" (the pooled
+  // pre-logits [N, C]).
+  torch::Tensor forward_with(const torch::Tensor& images, ssld::FeatureTap& tap) {
+    torch::Tensor x = torch::relu(bn1->forward(conv1->forward(images)));
+    tap.keep("relu", x);
+    for (size_t stage = 0; stage < layers.size(); ++stage) {
+      torch::nn::Sequential& layer = layers[stage];
+      const std::string name = "layer" + std::to_string(stage + 1);
+      for (size_t i = 0; i + 1 < layer->size(); ++i) x = layer[i]->as<BasicBlockImpl>()->forward(x);
+      x = layer[layer->size() - 1]->as<BasicBlockImpl>()->forward_pre_relu(x);
+      tap.keep(name + ".pre_relu", x);
+      x = torch::relu(x);
+      tap.keep(name, x);
+    }
+    x = x.mean({2, 3});
+    tap.keep("avgpool", x);
+    return fc->forward(x);
+  }
+  std::vector<std::string> feature_names() const {
+    std::vector<std::string> names = {"relu"};
+    for (size_t stage = 1; stage <= layers.size(); ++stage) {
+      names.push_back("layer" + std::to_string(stage));
+      names.push_back("layer" + std::to_string(stage) + ".pre_relu");
+    }
+    names.push_back("avgpool");
+    return names;
   }
   torch::nn::Conv2d conv1;
   torch::nn::BatchNorm2d bn1;

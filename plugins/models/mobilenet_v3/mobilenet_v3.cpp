@@ -2,6 +2,7 @@
 // builds them (channel rounding, block tables, BN eps 0.001 momentum 0.01, SE with Hardsigmoid,
 // init), with torchvision's module names, so its state dicts load in Python unchanged. The SSLD
 // paper's MobileNetV3-large student (75.3 -> 79.0 top-1).
+#include <ssld/features.hpp>
 #include <ssld/module_student.hpp>
 #include <ssld/plugin.hpp>
 
@@ -157,6 +158,28 @@ struct MobileNetV3Impl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& images) {
     torch::Tensor x = at::adaptive_avg_pool2d(features->forward(images), {1, 1}).flatten(1);
     return classifier->forward(x);
+  }
+
+  // Features (torchvision's node names): "features.N", the output of each block (the stem
+  // conv, every inverted residual, the last 1x1 conv), and "avgpool", the pooled pre-logits
+  // [N, C] the classifier sees. Inverted residuals end in a linear BatchNorm, so their outputs
+  // are already pre-activation.
+  torch::Tensor forward_with(const torch::Tensor& images, ssld::FeatureTap& tap) {
+    torch::Tensor x = images;
+    size_t i = 0;
+    for (auto block = features->begin(); block != features->end(); ++block, ++i) {
+      x = block->forward(x);
+      tap.keep("features." + std::to_string(i), x);
+    }
+    x = at::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    tap.keep("avgpool", x);
+    return classifier->forward(x);
+  }
+  std::vector<std::string> feature_names() const {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < features->size(); ++i) names.push_back("features." + std::to_string(i));
+    names.push_back("avgpool");
+    return names;
   }
 
   Sequential features;

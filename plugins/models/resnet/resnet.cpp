@@ -3,6 +3,7 @@
 // Tricks"; PaddleClas' ResNet50_vd, the SSLD paper's 79.1 -> 83.0 student) with a 3-conv deep
 // stem and an average-pooling shortcut. Module names equal torchvision's and timm's resnetXXd,
 // so state dicts move between ssld and PyTorch without renaming.
+#include <ssld/features.hpp>
 #include <ssld/module_student.hpp>
 #include <ssld/plugin.hpp>
 
@@ -58,11 +59,13 @@ struct BasicBlockImpl : torch::nn::Module {
         bn2(register_module("bn2", BatchNorm2d(planes))) {
     if (shortcut) downsample = register_module("downsample", shortcut);
   }
-  torch::Tensor forward(const torch::Tensor& x) {
+  torch::Tensor forward(const torch::Tensor& x) { return forward_pre_relu(x).relu_(); }
+  // The block's sum (residual + shortcut) before its last ReLU: OFD's pre-activation feature.
+  torch::Tensor forward_pre_relu(const torch::Tensor& x) {
     torch::Tensor out = bn1->forward(conv1->forward(x)).relu_();
     out = bn2->forward(conv2->forward(out));
     out += downsample ? downsample->forward(x) : x;
-    return out.relu_();
+    return out;
   }
   BatchNorm2d& last_norm() { return bn2; }
   Conv2d conv1;
@@ -84,12 +87,13 @@ struct BottleneckImpl : torch::nn::Module {
         bn3(register_module("bn3", BatchNorm2d(planes * expansion))) {
     if (shortcut) downsample = register_module("downsample", shortcut);
   }
-  torch::Tensor forward(const torch::Tensor& x) {
+  torch::Tensor forward(const torch::Tensor& x) { return forward_pre_relu(x).relu_(); }
+  torch::Tensor forward_pre_relu(const torch::Tensor& x) {
     torch::Tensor out = bn1->forward(conv1->forward(x)).relu_();
     out = bn2->forward(conv2->forward(out)).relu_();
     out = bn3->forward(conv3->forward(out));
     out += downsample ? downsample->forward(x) : x;
-    return out.relu_();
+    return out;
   }
   BatchNorm2d& last_norm() { return bn3; }
   Conv2d conv1;
@@ -183,6 +187,42 @@ struct ResNetImpl : torch::nn::Module {
     for (auto& layer : layers) x = layer->forward(x);
     x = at::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return fc->forward(x);
+  }
+
+  // Features (torchvision's node names): "maxpool" (the stem's output), "layer1".."layer4" (each
+  // stage's output), "layerN.pre_relu" (the stage's last block before its final ReLU) and
+  // "avgpool" (the pooled pre-logits, [N, C] as fc sees them).
+  torch::Tensor forward_with(const torch::Tensor& images, ssld::FeatureTap& tap) {
+    torch::Tensor x = conv1 ? conv1->forward(images) : conv1_stem->forward(images);
+    x = bn1->forward(x).relu_();
+    x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+    tap.keep("maxpool", x);
+    for (size_t stage = 0; stage < layers.size(); ++stage) {
+      Sequential& layer = layers[stage];
+      const std::string name = "layer" + std::to_string(stage + 1);
+      for (size_t i = 0; i < layer->size(); ++i) x = run_block(*layer[i], x, /*pre_relu=*/i + 1 == layer->size());
+      tap.keep(name + ".pre_relu", x, /*clone_first=*/true);
+      x = x.relu_();
+      tap.keep(name, x);
+    }
+    x = at::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    tap.keep("avgpool", x);
+    return fc->forward(x);
+  }
+  // A block's output, or with `pre_relu` its sum before the final ReLU.
+  static torch::Tensor run_block(torch::nn::Module& block, const torch::Tensor& x, bool pre_relu) {
+    if (auto* basic = block.as<BasicBlockImpl>()) return pre_relu ? basic->forward_pre_relu(x) : basic->forward(x);
+    auto& bottleneck = *block.as<BottleneckImpl>();
+    return pre_relu ? bottleneck.forward_pre_relu(x) : bottleneck.forward(x);
+  }
+  std::vector<std::string> feature_names() const {
+    std::vector<std::string> names = {"maxpool"};
+    for (size_t stage = 1; stage <= layers.size(); ++stage) {
+      names.push_back("layer" + std::to_string(stage));
+      names.push_back("layer" + std::to_string(stage) + ".pre_relu");
+    }
+    names.push_back("avgpool");
+    return names;
   }
 
   Conv2d conv1{nullptr};           // resnet: one 7x7 conv

@@ -1,6 +1,7 @@
 // small_cnn: a VGG-style CNN for small grayscale or RGB images (Fashion-MNIST's 28x28): `depth`
 // stages of two 3x3 conv-BN-ReLU layers and a 2x2 max-pool, channels doubling from `width`,
 // then global average pooling and a linear classifier. Fast enough to distill on a CPU.
+#include <ssld/features.hpp>
 #include <ssld/module_student.hpp>
 #include <ssld/plugin.hpp>
 
@@ -36,6 +37,29 @@ struct SmallCnnImpl : torch::nn::Module {
     torch::Tensor x = features->forward(images);
     x = x.mean({2, 3});  // global average pooling
     return classifier->forward(dropout_->forward(x));
+  }
+
+  // Features: the output of every module of `features` ("features.4": stage 1's second
+  // BatchNorm, before its ReLU; "features.6": stage 1's pooled output) and "avgpool", the
+  // pooled pre-logits [N, C].
+  torch::Tensor forward_with(const torch::Tensor& images, ssld::FeatureTap& tap) {
+    torch::Tensor x = images;
+    size_t i = 0;
+    for (auto module = features->begin(); module != features->end(); ++module, ++i) {
+      x = module->forward(x);
+      // The in-place ReLU after a BatchNorm would overwrite the kept pre-activation.
+      const auto* next = i + 1 < features->size() ? features->ptr(i + 1)->as<torch::nn::ReLU>() : nullptr;
+      tap.keep("features." + std::to_string(i), x, next && next->options.inplace());
+    }
+    x = x.mean({2, 3});
+    tap.keep("avgpool", x);
+    return classifier->forward(dropout_->forward(x));
+  }
+  std::vector<std::string> feature_names() const {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < features->size(); ++i) names.push_back("features." + std::to_string(i));
+    names.push_back("avgpool");
+    return names;
   }
 
   torch::nn::Sequential features;
