@@ -19,7 +19,7 @@ void print_side(const char* side, const std::string& type, const std::vector<std
             << (names.empty() ? " (it shows none)" : "") << "\n";
   for (const auto& name : names) {
     auto found = shapes.find(name);
-    std::cout << "  " << name << "  " << (found == shapes.end() ? "(not produced)" : shape_text(found->second)) << "\n";
+    std::cout << "  " << name << "  " << (found == shapes.end() ? "(not produced)" : ssld::shape_text(found->second)) << "\n";
   }
 }
 }  // namespace
@@ -47,7 +47,7 @@ int run_features(const FeaturesCommand& command) {
       components.teacher ? components.teacher->feature_names() : std::vector<std::string>{};
   const FeatureProbe probe = probe_features(components.student.get(), components.teacher.get(), *components.train,
                                             static_cast<uint64_t>(setup->run.seed), student_names, teacher_names);
-  std::cout << "stage " << selected.stage.name << ", probe input " << shape_text(probe.input) << " (two images of data.train)\n";
+  std::cout << "stage " << selected.stage.name << ", probe input " << ssld::shape_text(probe.input) << " (two images of data.train)\n";
   print_side("student", config.at("student").at("type").as_string().str, student_names, probe.student);
   if (components.teacher)
     print_side("teacher", config.at("teacher").at("type").as_string().str, teacher_names, probe.teacher);

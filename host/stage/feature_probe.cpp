@@ -19,12 +19,6 @@ FeatureShapes shapes_of(const ModelOutput& output) {
 }
 }  // namespace
 
-std::string shape_text(const std::vector<int64_t>& sizes) {
-  std::string text = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) text += (i ? ", " : "") + std::to_string(sizes[i]);
-  return text + "]";
-}
-
 FeatureProbe probe_features(Student* student, Teacher* teacher, const DataPipeline& train, uint64_t seed,
                             const std::vector<std::string>& student_names,
                             const std::vector<std::string>& teacher_names) {

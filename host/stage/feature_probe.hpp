@@ -6,6 +6,7 @@
 
 #include "data/data_config.hpp"
 
+#include <ssld/features.hpp>  // shape_text
 #include <ssld/loss.hpp>
 #include <ssld/model.hpp>
 
@@ -24,8 +25,5 @@ struct FeatureProbe {
 FeatureProbe probe_features(Student* student, Teacher* teacher, const DataPipeline& train, uint64_t seed,
                             const std::vector<std::string>& student_names,
                             const std::vector<std::string>& teacher_names);
-
-// "[2, 64, 7, 7]"
-std::string shape_text(const std::vector<int64_t>& sizes);
 
 }  // namespace ssld::host

@@ -6,6 +6,7 @@
 //   dkd:  decoupled KD (Zhao et al. 2022), alpha TCKD + beta NCKD, T^2-scaled;
 //   dist: DIST (Huang et al. 2022), 1 - Pearson correlation between- and within-class.
 // p = softmax(z / T); sums over classes, means over the batch. Teacher logits are detached.
+#include <ssld/features.hpp>
 #include <ssld/plugin.hpp>
 
 #include <torch/torch.h>
@@ -26,7 +27,8 @@ class DistillationLoss : public ssld::Loss {
     const Tensor student = inputs.student.logits.to(torch::kFloat32);
     const Tensor teacher = inputs.teacher->logits.detach().to(torch::kFloat32);
     if (student.sizes() != teacher.sizes())
-      throw ssld::Error("student logits " + shape(student) + " and teacher logits " + shape(teacher) +
+      throw ssld::Error("student logits " + ssld::shape_text(student.sizes()) + " and teacher logits " +
+                        ssld::shape_text(teacher.sizes()) +
                         " differ: both must predict the same classes");
     const Tensor agreement = (student.argmax(1) == teacher.argmax(1)).to(torch::kFloat32).mean().detach();
     return {divergence(student, teacher, inputs), {{"agreement", agreement}}};
@@ -37,13 +39,6 @@ class DistillationLoss : public ssld::Loss {
  protected:
   virtual Tensor divergence(const Tensor& student, const Tensor& teacher, const ssld::LossInputs& inputs) const = 0;
   double temperature_;
-
- private:
-  static std::string shape(const Tensor& t) {
-    std::string text = "[";
-    for (int64_t d = 0; d < t.dim(); ++d) text += (d ? ", " : "") + std::to_string(t.size(d));
-    return text + "]";
-  }
 };
 
 ssld::Schema temperature_schema(double default_temperature, const char* doc) {

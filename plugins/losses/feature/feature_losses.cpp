@@ -10,6 +10,7 @@
 //   rkd     relational KD, distance and angle (Park et al. 2019)
 //   nst     neuron selectivity transfer, polynomial-kernel MMD (Huang & Wang 2017)
 //   vid     variational information distillation (Ahn et al. 2019), trainable regressor and variance
+#include <ssld/features.hpp>
 #include <ssld/plugin.hpp>
 
 #include <torch/torch.h>
@@ -18,12 +19,6 @@ namespace {
 
 using torch::Tensor;
 namespace F = torch::nn::functional;
-
-std::string shape_text(const std::vector<int64_t>& sizes) {
-  std::string text = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) text += (i ? ", " : "") + std::to_string(sizes[i]);
-  return text + "]";
-}
 
 // What every feature loss shares: the feature pairs, the factor, the owned modules (connectors)
 // and the plumbing the host calls (prepare, parameters, device, mode).
@@ -72,8 +67,8 @@ class FeatureLoss : public ssld::Loss {
 
   [[noreturn]] void refuse(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t,
                            const std::string& why) const {
-    throw ssld::Error("student feature '" + student_[i] + "' " + shape_text(s) + " and teacher feature '" +
-                      teacher_[i] + "' " + shape_text(t) + " cannot be compared: " + why);
+    throw ssld::Error("student feature '" + student_[i] + "' " + ssld::shape_text(s) + " and teacher feature '" +
+                      teacher_[i] + "' " + ssld::shape_text(t) + " cannot be compared: " + why);
   }
 
   std::vector<std::string> student_, teacher_;

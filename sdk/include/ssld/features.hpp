@@ -15,6 +15,13 @@
 
 namespace ssld {
 
+// "[2, 64, 7, 7]": a tensor shape as messages and listings print it.
+inline std::string shape_text(c10::IntArrayRef sizes) {
+  std::string text = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) text += (i ? ", " : "") + std::to_string(sizes[i]);
+  return text + "]";
+}
+
 class FeatureTap {
  public:
   explicit FeatureTap(const std::vector<std::string>& wanted) : wanted_(wanted) {}
