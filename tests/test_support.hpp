@@ -2,13 +2,19 @@
 // running the built `ssld` program with a controlled environment.
 #pragma once
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace ssld::test {
 
@@ -73,6 +79,28 @@ inline RunResult run_program(const std::string& program, const std::vector<std::
   result.out = read_file(scratch / "out");
   result.err = read_file(scratch / "err");
   return result;
+}
+
+// Starts `program args...`, waits (up to 30 s) until `watched` exists and is not empty, then
+// sends SIGTERM; returns the exit status (-1 when it did not exit normally).
+inline int interrupt_once_written(const std::string& program, const std::vector<std::string>& args,
+                                  const std::filesystem::path& watched) {
+  std::vector<std::string> argv_text = {program};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  const pid_t child = fork();
+  if (child == 0) {
+    std::vector<char*> argv;
+    for (auto& arg : argv_text) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(program.c_str(), argv.data());
+    _exit(127);
+  }
+  for (int i = 0; i < 600 && (!std::filesystem::exists(watched) || std::filesystem::file_size(watched) == 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(child, SIGTERM);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // The message of the exception `action` throws (of type Exception), or "(no error)".

@@ -54,6 +54,7 @@ struct ExportCommand {
   std::string weights;        // instead: this weights file (safetensors or .pth)
   std::string output;         // .pth / .pt (torch.save format) or .safetensors
   std::string torchscript;    // a scripted twin of the architecture: write TorchScript instead
+  bool loss_state = false;    // also the losses' parameters and buffers, from the last checkpoint
 };
 
 struct SweepCommand {

@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "stage/stage_plan.hpp"
 #include "stage/assembly.hpp"
+#include "train/checkpoint_store.hpp"
 #include "weights/state_dict.hpp"
 #include "weights/torchscript_export.hpp"
 
@@ -14,6 +15,26 @@
 #include <iostream>
 
 namespace ssld::host {
+
+namespace {
+
+// The losses' parameters and buffers (connectors, embeddings, memories) as the stage's last
+// checkpoint holds them, under the checkpoint's names "loss/<loss name>/<tensor>".
+void append_loss_state(const PlannedStage& selected, NamedTensors& tensors) {
+  const CheckpointStore store(selected.folder);
+  if (!store.exists())
+    throw Error("stage '" + selected.stage.name + "' has no checkpoint to take the losses' state from (" + store.path() +
+                "); train it first");
+  size_t found = 0;
+  Checkpoint checkpoint = store.read();
+  for (auto& [name, tensor] : checkpoint.tensors)
+    if (name.rfind("loss/", 0) == 0) tensors.emplace_back(name, tensor), ++found;
+  if (found == 0)
+    throw Error("the losses of stage '" + selected.stage.name + "' own no parameters or buffers (" + store.path() +
+                " has none): nothing to add with --loss-state");
+}
+
+}  // namespace
 
 int run_export(const ExportCommand& command) {
   Diagnostics diagnostics;
@@ -29,6 +50,9 @@ int run_export(const ExportCommand& command) {
           .release()));
   diagnostics.throw_if_any();
 
+  if (command.loss_state && !command.torchscript.empty())
+    throw Error("--loss-state adds tensors the TorchScript model has no place for; export them to a .pth or "
+                ".safetensors file");
   std::string source = command.weights;
   if (source.empty()) {
     if (command.which == "ema") source = (selected.folder / "student_ema.safetensors").string();
@@ -38,10 +62,15 @@ int run_export(const ExportCommand& command) {
                   "); train it first, or give --weights FILE");
   }
   load_state_dict(*student, read_weights(source), source);
-  if (!command.torchscript.empty()) write_torchscript(command.torchscript, state_dict(*student), command.output);
-  else write_weights(command.output, state_dict(*student));
-  std::cout << "wrote " << command.output << " (" << state_dict(*student).size() << " tensors of student "
-            << config.at("student").at("type").as_string().str << ", from " << source << ")\n";
+  NamedTensors tensors = state_dict(*student);
+  const size_t student_tensors = tensors.size();
+  if (command.loss_state) append_loss_state(selected, tensors);
+  if (!command.torchscript.empty()) write_torchscript(command.torchscript, tensors, command.output);
+  else write_weights(command.output, tensors);
+  std::cout << "wrote " << command.output << " (" << student_tensors << " tensors of student "
+            << config.at("student").at("type").as_string().str << ", from " << source;
+  if (command.loss_state) std::cout << "; " << tensors.size() - student_tensors << " of the losses' state";
+  std::cout << ")\n";
   return 0;
 }
 

@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"best", "last", "ema"}));
   export_app->add_option("--weights", export_weights.weights, "export this weights file instead (.safetensors, .pth)");
   export_app->add_option("-o,--output", export_weights.output, "the file to write: .pth/.pt or .safetensors")->required();
+  export_app->add_flag("--loss-state", export_weights.loss_state,
+                       "also write the losses' trainable parts and state (FitNet connectors, CRD memories, ...) from "
+                       "the stage's last checkpoint, as loss/<loss>/<tensor>");
   export_app->add_option("--torchscript", export_weights.torchscript,
                          "write TorchScript: this scripted model (same state-dict names) receives the weights");
 

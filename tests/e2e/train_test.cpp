@@ -62,22 +62,11 @@ nlohmann::json summary_of(const std::filesystem::path& stage_folder) {
 
 nlohmann::json summary(const TempDir& dir, const std::string& stage) { return summary_of(dir / "runs" / "t" / stage); }
 
-// Starts `ssld train`, waits until it has logged its first steps, then sends SIGTERM; returns
-// the exit status (3 when it stopped after writing a checkpoint).
+// `ssld train` interrupted by SIGTERM once its first steps are logged; the exit status (3 when
+// it stopped after writing a checkpoint).
 int train_until_interrupted(const TempDir& dir) {
-  const pid_t child = fork();
-  if (child == 0) {
-    const std::string config = (dir / "c.toml").string();
-    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  const auto steps = dir / "runs" / "t" / "main" / "metrics_steps.jsonl";
-  for (int i = 0; i < 600 && (!std::filesystem::exists(steps) || std::filesystem::file_size(steps) == 0); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  kill(child, SIGTERM);
-  int status = 0;
-  waitpid(child, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ssld::test::interrupt_once_written(kSsld, {"-q", "train", (dir / "c.toml").string()},
+                                            dir / "runs" / "t" / "main" / "metrics_steps.jsonl");
 }
 
 }  // namespace

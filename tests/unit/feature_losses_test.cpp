@@ -19,6 +19,8 @@ using ssld::test::TempDir;
 
 namespace {
 
+constexpr int64_t kDatasetSize = 100;  // what the losses are told the training set holds
+
 struct Case {
   std::string type, options;  // the [[loss]] table's keys besides type, student, teacher
   nlohmann::json reference_options;
@@ -58,7 +60,7 @@ void check_against_python(PluginHost& host, const Case& c) {
     teacher_shapes["t" + std::to_string(i)] = c.teacher[i];
   }
   at::manual_seed(3);
-  loss->prepare(student_shapes, teacher_shapes, 100);
+  loss->prepare(student_shapes, teacher_shapes, kDatasetSize);
   loss->train(true);
 
   ssld::ModelOutput student{at::zeros({c.student[0][0], 10}), {}}, teacher{at::zeros({c.teacher[0][0], 10}), {}};
@@ -73,10 +75,13 @@ void check_against_python(PluginHost& host, const Case& c) {
     inputs.emplace_back("t." + std::to_string(i), t);
   }
   for (const auto& [name, tensor] : loss->named_parameters()) inputs.emplace_back("param." + name, tensor.detach().clone());
-  for (const auto& [name, tensor] : loss->named_buffers()) inputs.emplace_back("param." + name, tensor.clone());
+  for (const auto& [name, tensor] : loss->named_buffers()) inputs.emplace_back("buffer." + name, tensor.clone());
+  const int64_t batch = c.student[0][0];
+  const at::Tensor ids = (at::arange(batch, at::kLong) * 37 + 5) % kDatasetSize;  // rows of a memory over the set
+  inputs.emplace_back("ids", ids);
 
-  const at::Tensor labels = at::full({c.student[0][0]}, -1, at::kLong), mask = labels >= 0, none;
-  const ssld::LossOutput output = loss->compute(ssld::LossInputs{student, &teacher, labels, mask, none, none});
+  const at::Tensor labels = at::full({batch}, -1, at::kLong), mask = labels >= 0, none;
+  const ssld::LossOutput output = loss->compute(ssld::LossInputs{student, &teacher, labels, mask, none, none, &ids});
   output.value.backward();
 
   TempDir dir;
@@ -94,7 +99,12 @@ void check_against_python(PluginHost& host, const Case& c) {
   const ssld::NamedTensors parameters = loss->named_parameters();
   for (const auto& [name, parameter] : parameters)
     expect_close(parameter.grad(), tensor_named(reference, "grad.param." + name), "gradient of " + name);
-  if (c.type == "fitnet" || c.type == "vid") EXPECT_FALSE(parameters.empty()) << "a trainable connector";
+  if (c.type == "fitnet" || c.type == "vid" || c.options.find("connector = true") != std::string::npos)
+    EXPECT_FALSE(parameters.empty()) << "a trainable connector";
+  // The state the loss updates in its step (CRD's memories and draw count, OFD's margins).
+  const ssld::NamedTensors buffers = loss->named_buffers();
+  for (const auto& [name, tensor] : reference)
+    if (name.rfind("buffer.", 0) == 0) expect_close(tensor_named(buffers, name.substr(7)), tensor, name);
 }
 
 }  // namespace
@@ -114,6 +124,16 @@ TEST(FeatureLosses, MatchIndependentPythonImplementationsWithTheirGradients) {
       {"rkd", "angle_weight = 0.0", {{"factor", 1.0}, {"distance_weight", 25.0}, {"angle_weight", 0.0}}, {{5, 6}}, {{5, 3}}},
       {"nst", "factor = 1.0", {{"factor", 1.0}}, {map_s, map_s}, {same_t, map_t}},
       {"vid", "", {{"factor", 1.0}, {"eps", 1e-5}}, {map_s}, {map_t}},
+      // The automatic connector in front of a parameter-free loss.
+      {"at", "factor = 1.0\nconnector = true", {{"factor", 1.0}, {"p", 2.0}, {"connector", true}}, {map_s, {4, 5}},
+       {map_t, {4, 7}}},
+      {"ofd", "factor = 1.0", {{"factor", 1.0}}, {map_s, map_s}, {map_t, same_t}},
+      {"crd", "factor = 1.0\nfeat_dim = 8\nnce_k = 20",
+       {{"factor", 1.0}, {"nce_k", 20}, {"nce_t", 0.07}, {"nce_m", 0.5}, {"seed", 0}}, {map_s}, {{4, 9}}},
+      // Three depths: a vector (the pooled pre-logits), a 4x4 and an 8x8 map.
+      {"reviewkd", "factor = 1.0\nmid_channels = 5",
+       {{"factor", 1.0}}, {{4, 6, 8, 8}, map_s, {4, 6}}, {{4, 3, 8, 8}, map_t, {4, 7}}},
+      {"reviewkd", "factor = 2.0", {{"factor", 2.0}}, {map_s, {4, 6, 2, 2}}, {same_t, {4, 3, 2, 2}}},
   };
   for (const auto& c : cases) check_against_python(host, c);
 }

@@ -1,140 +1,37 @@
 // Feature distillation losses: terms that compare the student's intermediate features with the
 // teacher's (names from the models' feature_names(); `ssld features CONFIG` lists them). Each
 // pairs `student[i]` with `teacher[i]`, sums the pairs' terms and multiplies by `factor`, whose
-// default is the weight RepDistiller (Tian et al. 2020) trains CIFAR-100 with. Formulas and papers
-// in README.md. Teacher features are detached; the math is float32.
-//   fitnet  hint MSE through a trainable connector (Romero et al. 2015)
-//   at      attention transfer (Zagoruyko & Komodakis 2017)
-//   sp      similarity preserving (Tung & Mori 2019)
-//   pkt     probabilistic knowledge transfer (Passalis & Tefas 2018)
-//   rkd     relational KD, distance and angle (Park et al. 2019)
-//   nst     neuron selectivity transfer, polynomial-kernel MMD (Huang & Wang 2017)
-//   vid     variational information distillation (Ahn et al. 2019), trainable regressor and variance
-#include <ssld/features.hpp>
-#include <ssld/plugin.hpp>
-
-#include <torch/torch.h>
+// default is the weight RepDistiller (Tian et al. 2020) or mdistiller trains CIFAR-100 with.
+// Formulas and papers in README.md. Teacher features are detached; the math is float32.
+//   fitnet    hint MSE through a trainable connector (Romero et al. 2015)
+//   at        attention transfer (Zagoruyko & Komodakis 2017)
+//   sp        similarity preserving (Tung & Mori 2019)
+//   pkt       probabilistic knowledge transfer (Passalis & Tefas 2018)
+//   rkd       relational KD, distance and angle (Park et al. 2019)
+//   nst       neuron selectivity transfer, polynomial-kernel MMD (Huang & Wang 2017)
+//   vid       variational information distillation (Ahn et al. 2019), trainable regressor and variance
+//   ofd       overhaul of feature distillation (Heo et al. 2019), ofd_loss.cpp
+//   crd       contrastive representation distillation (Tian et al. 2020), crd_loss.cpp
+//   reviewkd  knowledge review, ABF + HCL (Chen et al. 2021), reviewkd_loss.cpp
+#include "feature_loss.hpp"
 
 namespace {
 
 using torch::Tensor;
+using ssld::feature::FeatureLoss;
+using ssld::feature::Shape;
+using ssld::feature::feature_schema;
+using ssld::match_spatial_size;
 namespace F = torch::nn::functional;
 
-// What every feature loss shares: the feature pairs, the factor, the owned modules (connectors)
-// and the plumbing the host calls (prepare, parameters, device, mode).
-class FeatureLoss : public ssld::Loss {
- public:
-  explicit FeatureLoss(const ssld::Options& options)
-      : student_(options.get_string_list("student")), teacher_(options.get_string_list("teacher")),
-        factor_(options.get_float("factor")) {
-    if (student_.empty() || student_.size() != teacher_.size())
-      throw ssld::option_error(options, "student", "give one teacher feature per student feature (" +
-                                                       std::to_string(student_.size()) + " student, " +
-                                                       std::to_string(teacher_.size()) + " teacher)");
-  }
-
-  ssld::LossOutput compute(const ssld::LossInputs& inputs) override {
-    if (inputs.teacher == nullptr) throw ssld::Error("this loss needs a teacher's features");
-    if (!prepared_) throw ssld::Error("the feature loss was not prepared with its features' shapes (a host bug)");
-    Tensor total;
-    for (size_t i = 0; i < student_.size(); ++i) {
-      const Tensor s = feature(inputs.student, student_[i], "student").to(torch::kFloat32);
-      const Tensor t = feature(*inputs.teacher, teacher_[i], "teacher").detach().to(torch::kFloat32);
-      const Tensor term = pair_loss(i, s, t);
-      total = total.defined() ? total + term : term;
-    }
-    return {total * factor_, {}};
-  }
-  bool needs_teacher() const override { return true; }
-  bool uses_labels() const override { return false; }
-  std::vector<std::string> student_features() const override { return student_; }
-  std::vector<std::string> teacher_features() const override { return teacher_; }
-
-  void prepare(const ssld::FeatureShapes& student, const ssld::FeatureShapes& teacher, int64_t) override {
-    if (prepared_) throw ssld::Error("the feature loss was prepared twice (a host bug)");
-    for (size_t i = 0; i < student_.size(); ++i) check_pair(i, student.at(student_[i]), teacher.at(teacher_[i]));
-    prepared_ = true;
-  }
-  ssld::NamedTensors named_parameters() override { return pairs(modules_.named_parameters()); }
-  ssld::NamedTensors named_buffers() override { return pairs(modules_.named_buffers()); }
-  void train(bool on) override { modules_.train(on); }
-  void to(c10::Device device) override { modules_.to(device); }
-
- protected:
-  virtual Tensor pair_loss(size_t i, const Tensor& s, const Tensor& t) = 0;
-  // Throws ssld::Error when the pair's shapes cannot be compared (or connected).
-  virtual void check_pair(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t) = 0;
-
-  [[noreturn]] void refuse(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t,
-                           const std::string& why) const {
-    throw ssld::Error("student feature '" + student_[i] + "' " + ssld::shape_text(s) + " and teacher feature '" +
-                      teacher_[i] + "' " + ssld::shape_text(t) + " cannot be compared: " + why);
-  }
-
-  std::vector<std::string> student_, teacher_;
-  double factor_;
-  torch::nn::Module modules_;  // connectors, registered by the losses that have them
-
- private:
-  bool prepared_ = false;
-  static const Tensor& feature(const ssld::ModelOutput& output, const std::string& name, const char* side) {
-    auto found = output.features.find(name);
-    if (found == output.features.end()) throw ssld::Error(std::string("the ") + side + " did not give feature '" + name + "'");
-    return found->second;
-  }
-  template <class Dict>
-  static ssld::NamedTensors pairs(const Dict& dict) {
-    ssld::NamedTensors out;
-    for (const auto& item : dict) out.emplace_back(item.key(), item.value());
-    return out;
-  }
-};
-
-ssld::Schema feature_schema(double factor, const char* factor_doc) {
-  return ssld::Schema()
-      .require(ssld::OptionType::StringList, "student", "student feature names, e.g. [\"layer2\", \"layer3\"]")
-      .require(ssld::OptionType::StringList, "teacher", "teacher feature names, one per student feature")
-      .add_float("factor", factor, factor_doc);
-}
-
-// Spatial maps of two sizes brought to the teacher's: bilinear interpolation (align_corners =
-// false) when the student's is smaller, adaptive average pooling when it is larger.
-Tensor to_spatial_size(const Tensor& x, const Tensor& like) {
-  if (x.size(2) == like.size(2) && x.size(3) == like.size(3)) return x;
-  if (x.size(2) <= like.size(2) && x.size(3) <= like.size(3))
-    return F::interpolate(x, F::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{like.size(2), like.size(3)})
-                                 .mode(torch::kBilinear)
-                                 .align_corners(false));
-  return F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions({like.size(2), like.size(3)}));
-}
-
-// ---- FitNet: || C(s) - t ||^2 (mean), C = 1x1 conv + BatchNorm (maps) or Linear (vectors).
+// ---- FitNet: || C(s) - t ||^2 (mean); C is the base's connector (1x1 conv + BatchNorm for maps,
+// Linear for vectors), which FitNet always has.
 class FitNetLoss : public FeatureLoss {
  public:
-  FitNetLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options) {}
+  FitNetLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, /*always_connect=*/true) {}
 
  protected:
-  void check_pair(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t) override {
-    if (s.size() != t.size() || (s.size() != 4 && s.size() != 2))
-      refuse(i, s, t, "a connector joins two [N, C, H, W] maps or two [N, C] vectors");
-    torch::nn::Sequential connector;
-    if (s.size() == 4) {
-      connector->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(s[1], t[1], 1).bias(false)));
-      connector->push_back(torch::nn::BatchNorm2d(t[1]));
-    } else {
-      connector->push_back(torch::nn::Linear(s[1], t[1]));
-    }
-    connectors_.push_back(modules_.register_module("connector" + std::to_string(i), connector));
-  }
-  Tensor pair_loss(size_t i, const Tensor& s, const Tensor& t) override {
-    Tensor hint = connectors_[i]->forward(s);
-    if (hint.dim() == 4) hint = to_spatial_size(hint, t);
-    return (hint - t).pow(2).mean();
-  }
-
- private:
-  std::vector<torch::nn::Sequential> connectors_;
+  Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override { return (s - t).pow(2).mean(); }
 };
 
 // ---- Attention transfer: the maps' normalized attention Q = normalize(mean_c |F|^p) compared by
@@ -146,13 +43,13 @@ class AttentionLoss : public FeatureLoss {
   }
 
  protected:
-  void check_pair(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t) override {
+  void check_pair(size_t i, const Shape& s, const Shape& t) override {
     if (s.size() != 4 || t.size() != 4) refuse(i, s, t, "attention transfer compares [N, C, H, W] maps");
   }
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override {
     Tensor qs = s.abs().pow(p_).mean(1, /*keepdim=*/true), qt = t.abs().pow(p_).mean(1, /*keepdim=*/true);
-    if (qs.size(2) * qs.size(3) > qt.size(2) * qt.size(3)) qs = to_spatial_size(qs, qt);
-    else qt = to_spatial_size(qt, qs);
+    if (qs.size(2) * qs.size(3) > qt.size(2) * qt.size(3)) qs = match_spatial_size(qs, qt);
+    else qt = match_spatial_size(qt, qs);
     qs = F::normalize(qs.flatten(1), F::NormalizeFuncOptions().dim(1));
     qt = F::normalize(qt.flatten(1), F::NormalizeFuncOptions().dim(1));
     return (qs - qt).pow(2).mean();
@@ -168,7 +65,6 @@ class SimilarityLoss : public FeatureLoss {
   SimilarityLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options) {}
 
  protected:
-  void check_pair(size_t, const std::vector<int64_t>&, const std::vector<int64_t>&) override {}
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override {
     const int64_t n = s.size(0);
     auto gram = [](const Tensor& f) {
@@ -185,7 +81,6 @@ class PktLoss : public FeatureLoss {
   PktLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options), eps_(options.get_float("eps")) {}
 
  protected:
-  void check_pair(size_t, const std::vector<int64_t>&, const std::vector<int64_t>&) override {}
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override {
     auto probabilities = [&](const Tensor& f) {
       Tensor flat = f.reshape({f.size(0), -1});
@@ -210,7 +105,7 @@ class RkdLoss : public FeatureLoss {
         angle_weight_(options.get_float("angle_weight")) {}
 
  protected:
-  void check_pair(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t) override {
+  void check_pair(size_t i, const Shape& s, const Shape& t) override {
     if (s[0] < 3) refuse(i, s, t, "angles need at least three samples per batch");
   }
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override {
@@ -253,13 +148,13 @@ class NstLoss : public FeatureLoss {
   NstLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options) {}
 
  protected:
-  void check_pair(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t) override {
+  void check_pair(size_t i, const Shape& s, const Shape& t) override {
     if (s.size() != 4 || t.size() != 4) refuse(i, s, t, "NST compares [N, C, H, W] maps");
   }
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override {
     Tensor fs = s, ft = t;
-    if (fs.size(2) * fs.size(3) > ft.size(2) * ft.size(3)) fs = to_spatial_size(fs, ft);
-    else ft = to_spatial_size(ft, fs);
+    if (fs.size(2) * fs.size(3) > ft.size(2) * ft.size(3)) fs = match_spatial_size(fs, ft);
+    else ft = match_spatial_size(ft, fs);
     fs = F::normalize(fs.flatten(2), F::NormalizeFuncOptions().dim(2));
     ft = F::normalize(ft.flatten(2), F::NormalizeFuncOptions().dim(2));
     auto kernel_mean = [](const Tensor& a, const Tensor& b) { return torch::bmm(a, b.transpose(1, 2)).pow(2).mean(); };
@@ -278,7 +173,7 @@ class VidLoss : public FeatureLoss {
   }
 
  protected:
-  void check_pair(size_t i, const std::vector<int64_t>& s, const std::vector<int64_t>& t) override {
+  void check_pair(size_t i, const Shape& s, const Shape& t) override {
     if (s.size() != 4 || t.size() != 4) refuse(i, s, t, "VID regresses [N, C, H, W] maps");
     // Three 1x1 convolutions with ReLUs between them; the hidden width is the teacher's.
     const int64_t mid = t[1];
@@ -293,7 +188,7 @@ class VidLoss : public FeatureLoss {
     alphas_.push_back(modules_.register_parameter("alpha" + std::to_string(i), torch::full({t[1]}, alpha)));
   }
   Tensor pair_loss(size_t i, const Tensor& s, const Tensor& t) override {
-    const Tensor mean = to_spatial_size(regressors_[i]->forward(s), t);
+    const Tensor mean = match_spatial_size(regressors_[i]->forward(s), t);
     const Tensor variance = (F::softplus(alphas_[i]) + eps_).view({1, -1, 1, 1});
     return (0.5 * (variance.log() + (mean - t).pow(2) / variance)).mean();
   }
@@ -306,10 +201,10 @@ class VidLoss : public FeatureLoss {
 
 }  // namespace
 
-SSLD_PLUGIN("feature_losses", "0.1.0", registry) {
+SSLD_PLUGIN("feature_losses", "0.2.0", registry) {
   ssld::add_component<ssld::Loss, FitNetLoss>(
       registry, "fitnet", "FitNet hints (Romero et al. 2015): MSE between a connector of the student's feature and the teacher's.",
-      feature_schema(100.0, "multiplies the summed hint losses (RepDistiller: 100)"));
+      feature_schema(100.0, "multiplies the summed hint losses (RepDistiller: 100)", /*connector_option=*/false));
   ssld::add_component<ssld::Loss, AttentionLoss>(
       registry, "at", "Attention transfer (Zagoruyko & Komodakis 2017): normalized spatial attention maps compared.",
       feature_schema(1000.0, "multiplies the summed terms (the paper's beta, 1000)")
@@ -331,7 +226,10 @@ SSLD_PLUGIN("feature_losses", "0.1.0", registry) {
       feature_schema(50.0, "multiplies the summed terms (RepDistiller: 50)"));
   ssld::add_component<ssld::Loss, VidLoss>(
       registry, "vid", "Variational information distillation (Ahn et al. 2019): Gaussian likelihood of the teacher's map.",
-      feature_schema(1.0, "multiplies the summed terms (RepDistiller: 1)")
+      feature_schema(1.0, "multiplies the summed terms (RepDistiller: 1)", /*connector_option=*/false)
           .add_float("initial_variance", 5.0, "each channel's variance at the start (the paper: 5)")
           .add_float("eps", 1e-5, "smallest variance"));
+  ssld::feature::add_ofd(registry);
+  ssld::feature::add_crd(registry);
+  ssld::feature::add_reviewkd(registry);
 }
