@@ -110,5 +110,5 @@ TEST(FeatureDistill, ALossFromAnAbi11PluginTrainsWithoutItsHostCallingStateFunct
       {{"SSLD_PLUGIN_PATH", std::string(SSLD_TEST_PLUGIN_ROOT) + "/legacy_loss"}});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   std::ifstream in(dir / "runs" / "t" / "main" / "summary.json");
-  EXPECT_GT(nlohmann::json::parse(in).at("result").at("best_top1").get<double>(), 50.0) << "chance is 10%";
+  EXPECT_GT(nlohmann::json::parse(in).at("result").at("best_top1").get<double>(), 30.0) << "chance is 10%";
 }

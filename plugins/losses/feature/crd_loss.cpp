@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <unordered_map>
 
 namespace ssld::feature {
 namespace {
@@ -18,13 +19,20 @@ namespace F = torch::nn::functional;
 class CrdLoss : public FeatureLoss {
  public:
   CrdLoss(const ssld::Options& options, const ssld::Context& context)
-      : FeatureLoss(options), feat_dim_(options.get_int("feat_dim")), nce_k_(options.get_int("nce_k")),
+      : FeatureLoss(options, Connector::Never), feat_dim_(options.get_int("feat_dim")), nce_k_(options.get_int("nce_k")),
         nce_t_(options.get_float("nce_t")), nce_m_(options.get_float("nce_m")), seed_(context.seed()) {
     if (student_.size() != 1) throw ssld::option_error(options, "student", "CRD contrasts one pair of features");
     if (feat_dim_ < 1) throw ssld::option_error(options, "feat_dim", "feat_dim must be at least 1");
     if (nce_k_ < 1) throw ssld::option_error(options, "nce_k", "nce_k must be at least 1");
     if (nce_t_ <= 0) throw ssld::option_error(options, "nce_t", "nce_t must be positive");
     if (nce_m_ < 0 || nce_m_ >= 1) throw ssld::option_error(options, "nce_m", "nce_m must be in [0, 1)");
+  }
+
+ public:
+  ssld::NamedTensors named_buffers() override {
+    ssld::NamedTensors buffers = FeatureLoss::named_buffers();
+    if (row_ids_.defined()) buffers.emplace_back("row_ids", row_ids_);
+    return buffers;
   }
 
  protected:
@@ -46,42 +54,71 @@ class CrdLoss : public FeatureLoss {
     z_student_ = modules_.register_buffer("z_student", torch::full({}, -1.0));
     z_teacher_ = modules_.register_buffer("z_teacher", torch::full({}, -1.0));
     batches_ = modules_.register_buffer("batches", torch::zeros({}, torch::kInt64));
+    // Sample ids are stable keys, not row numbers (a folder dataset hashes paths): row r holds
+    // the sample whose id is row_ids[r], rows given out in the order ids first appear. Kept on
+    // the CPU (not a module buffer, so to(device) leaves it) and saved with the buffers.
+    row_ids_ = torch::full({dataset_size_}, -1, torch::kInt64);
   }
 
   Tensor term(const std::vector<Tensor>& s, const std::vector<Tensor>& t, const ssld::LossInputs& inputs) override {
     if (inputs.sample_ids == nullptr || !inputs.sample_ids->defined())
       throw ssld::Error("CRD needs the batch's sample ids (an SDK ABI 1.2 host gives them)");
-    const Tensor ids = inputs.sample_ids->to(torch::kCPU, torch::kInt64);
+    const Tensor ids = inputs.sample_ids->to(torch::kCPU, torch::kInt64).contiguous();
     if (ids.numel() != s[0].size(0))
       throw ssld::Error("CRD got " + std::to_string(ids.numel()) + " sample ids for a batch of " +
                         std::to_string(s[0].size(0)));
-    if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= dataset_size_))
-      throw ssld::Error("CRD got sample ids outside its memory of " + std::to_string(dataset_size_) +
-                        " rows (ids " + std::to_string(ids.min().item<int64_t>()) + ".." +
-                        std::to_string(ids.max().item<int64_t>()) + ")");
+    const Tensor own_rows = rows_of(ids);
     const Tensor v_student = F::normalize(embed_student_->forward(s[0].flatten(1)), F::NormalizeFuncOptions().dim(1));
     const Tensor v_teacher = F::normalize(embed_teacher_->forward(t[0].flatten(1)), F::NormalizeFuncOptions().dim(1));
-    const Tensor rows = contrast_rows(ids).to(v_student.device());
+    const Tensor rows = contrast_rows(own_rows).to(v_student.device());
     // The student's embedding against the teacher's memory and the other way round.
     const Tensor out_student = scores(memory_teacher_, rows, v_student, z_student_);
     const Tensor out_teacher = scores(memory_student_, rows, v_teacher, z_teacher_);
     const Tensor loss = nce_loss(out_student) + nce_loss(out_teacher);
     if (modules_.is_training()) {  // an evaluation pass leaves the memories and the draws alone
-      update(memory_student_, ids.to(v_student.device()), v_student);
-      update(memory_teacher_, ids.to(v_student.device()), v_teacher);
+      update(memory_student_, own_rows.to(v_student.device()), v_student);
+      update(memory_teacher_, own_rows.to(v_student.device()), v_teacher);
       batches_.add_(1);
     }
     return loss;
   }
 
  private:
+  // The memory row of each id, giving new ids the next free rows. The map caches row_ids and is
+  // rebuilt when the buffer was written from outside (a checkpoint restored: its version moved).
+  Tensor rows_of(const Tensor& ids) {
+    if (row_ids_._version() != cached_version_) {
+      row_of_id_.clear();
+      const int64_t* row_ids = row_ids_.data_ptr<int64_t>();
+      for (int64_t r = 0; r < dataset_size_ && row_ids[r] >= 0; ++r) row_of_id_[row_ids[r]] = r;
+      cached_version_ = row_ids_._version();
+    }
+    int64_t* row_ids = row_ids_.data_ptr<int64_t>();  // written in place: the version stays
+    Tensor rows = torch::empty({ids.numel()}, torch::kInt64);
+    int64_t* out = rows.data_ptr<int64_t>();
+    const int64_t* in = ids.data_ptr<int64_t>();
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+      auto [found, added] = row_of_id_.try_emplace(in[i], static_cast<int64_t>(row_of_id_.size()));
+      if (added) {
+        if (found->second >= dataset_size_) {
+          row_of_id_.erase(found);
+          throw ssld::Error("CRD saw more distinct sample ids than the " + std::to_string(dataset_size_) +
+                            " samples of the training set (id " + std::to_string(in[i]) + ")");
+        }
+        row_ids[found->second] = in[i];
+      }
+      out[i] = found->second;
+    }
+    return rows;
+  }
+
   // [N, K + 1] memory rows: the sample's own first, then nce_k drawn uniformly (with
   // replacement) by a CPU generator seeded from the run's seed and the batch count.
-  Tensor contrast_rows(const Tensor& ids) {
+  Tensor contrast_rows(const Tensor& own_rows) {
     const uint64_t key = seed_ ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(batches_.item<int64_t>() + 1));
     auto generator = at::make_generator<at::CPUGeneratorImpl>(key);
-    Tensor rows = torch::randint(0, dataset_size_, {ids.size(0), nce_k_ + 1}, generator, torch::kInt64);
-    rows.select(1, 0).copy_(ids);
+    Tensor rows = torch::randint(0, dataset_size_, {own_rows.size(0), nce_k_ + 1}, generator, torch::kInt64);
+    rows.select(1, 0).copy_(own_rows);
     return rows;
   }
   // exp(<memory row, v> / T) / Z, with Z = mean * dataset size fixed at the first batch.
@@ -111,7 +148,9 @@ class CrdLoss : public FeatureLoss {
   double nce_t_, nce_m_;
   uint64_t seed_;
   torch::nn::Linear embed_student_{nullptr}, embed_teacher_{nullptr};
-  Tensor memory_student_, memory_teacher_, z_student_, z_teacher_, batches_;
+  Tensor memory_student_, memory_teacher_, z_student_, z_teacher_, batches_, row_ids_;
+  std::unordered_map<int64_t, int64_t> row_of_id_;
+  int64_t cached_version_ = -1;
 };
 
 }  // namespace

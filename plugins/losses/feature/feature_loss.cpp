@@ -19,9 +19,9 @@ ssld::NamedTensors pairs_of(const Dict& dict) {
 
 }  // namespace
 
-FeatureLoss::FeatureLoss(const ssld::Options& options, bool always_connect)
+FeatureLoss::FeatureLoss(const ssld::Options& options, Connector connector)
     : student_(options.get_string_list("student")), teacher_(options.get_string_list("teacher")),
-      factor_(options.get_float("factor")), connect_(always_connect || options.get_bool("connector")) {
+      factor_(options.get_float("factor")), connect_(connector == Connector::Always || (connector == Connector::Optional && options.get_bool("connector"))) {
   if (student_.empty() || student_.size() != teacher_.size())
     throw ssld::option_error(options, "student", "give one teacher feature per student feature (" +
                                                      std::to_string(student_.size()) + " student, " +

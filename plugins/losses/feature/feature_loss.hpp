@@ -17,10 +17,16 @@ namespace ssld::feature {
 
 using Shape = std::vector<int64_t>;
 
+// Whether the student's features pass through the automatic connector (ssld/connector.hpp).
+enum class Connector {
+  Never,     // the loss brings its own parts (VID, CRD, ReviewKD)
+  Optional,  // the `connector` option says (the parameter-free losses)
+  Always,    // the method's own connector (FitNet, OFD)
+};
+
 class FeatureLoss : public ssld::Loss {
  public:
-  // `always_connect`: the method's own connector (FitNet, OFD) is not optional.
-  FeatureLoss(const ssld::Options& options, bool always_connect = false);
+  FeatureLoss(const ssld::Options& options, Connector connector);
 
   ssld::LossOutput compute(const ssld::LossInputs& inputs) override;
   bool needs_teacher() const override { return true; }

@@ -18,6 +18,7 @@
 namespace {
 
 using torch::Tensor;
+using ssld::feature::Connector;
 using ssld::feature::FeatureLoss;
 using ssld::feature::Shape;
 using ssld::feature::feature_schema;
@@ -28,7 +29,7 @@ namespace F = torch::nn::functional;
 // Linear for vectors), which FitNet always has.
 class FitNetLoss : public FeatureLoss {
  public:
-  FitNetLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, /*always_connect=*/true) {}
+  FitNetLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, Connector::Always) {}
 
  protected:
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override { return (s - t).pow(2).mean(); }
@@ -38,7 +39,7 @@ class FitNetLoss : public FeatureLoss {
 // mean squared difference; channel counts may differ, the larger map is average-pooled.
 class AttentionLoss : public FeatureLoss {
  public:
-  AttentionLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options), p_(options.get_float("p")) {
+  AttentionLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, Connector::Optional), p_(options.get_float("p")) {
     if (p_ <= 0) throw ssld::option_error(options, "p", "p must be positive");
   }
 
@@ -62,7 +63,7 @@ class AttentionLoss : public FeatureLoss {
 // ---- Similarity preserving: G = normalize_rows(f f^T) over the batch; ||G_s - G_t||_F^2 / N^2.
 class SimilarityLoss : public FeatureLoss {
  public:
-  SimilarityLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options) {}
+  SimilarityLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, Connector::Optional) {}
 
  protected:
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override {
@@ -78,7 +79,7 @@ class SimilarityLoss : public FeatureLoss {
 // ---- PKT: cosine similarities over the batch as conditional probabilities, KL(teacher || student).
 class PktLoss : public FeatureLoss {
  public:
-  PktLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options), eps_(options.get_float("eps")) {}
+  PktLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, Connector::Optional), eps_(options.get_float("eps")) {}
 
  protected:
   Tensor pair_loss(size_t, const Tensor& s, const Tensor& t) override {
@@ -101,7 +102,7 @@ class PktLoss : public FeatureLoss {
 class RkdLoss : public FeatureLoss {
  public:
   RkdLoss(const ssld::Options& options, const ssld::Context&)
-      : FeatureLoss(options), distance_weight_(options.get_float("distance_weight")),
+      : FeatureLoss(options, Connector::Optional), distance_weight_(options.get_float("distance_weight")),
         angle_weight_(options.get_float("angle_weight")) {}
 
  protected:
@@ -145,7 +146,7 @@ class RkdLoss : public FeatureLoss {
 // student's and the teacher's channel samples with the polynomial kernel (x . y)^2.
 class NstLoss : public FeatureLoss {
  public:
-  NstLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options) {}
+  NstLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, Connector::Optional) {}
 
  protected:
   void check_pair(size_t i, const Shape& s, const Shape& t) override {
@@ -167,7 +168,7 @@ class NstLoss : public FeatureLoss {
 class VidLoss : public FeatureLoss {
  public:
   VidLoss(const ssld::Options& options, const ssld::Context&)
-      : FeatureLoss(options), initial_variance_(options.get_float("initial_variance")), eps_(options.get_float("eps")) {
+      : FeatureLoss(options, Connector::Never), initial_variance_(options.get_float("initial_variance")), eps_(options.get_float("eps")) {
     if (initial_variance_ <= eps_)
       throw ssld::option_error(options, "initial_variance", "initial_variance must exceed eps");
   }

@@ -13,7 +13,7 @@ using torch::Tensor;
 
 class OfdLoss : public FeatureLoss {
  public:
-  OfdLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, /*always_connect=*/true) {}
+  OfdLoss(const ssld::Options& options, const ssld::Context&) : FeatureLoss(options, Connector::Always) {}
 
  protected:
   void build(const std::vector<Shape>& student, const std::vector<Shape>& teacher) override {

@@ -56,7 +56,7 @@ TORCH_MODULE(Abf);
 class ReviewKdLoss : public FeatureLoss {
  public:
   ReviewKdLoss(const ssld::Options& options, const ssld::Context&)
-      : FeatureLoss(options), mid_channels_(options.get_int("mid_channels")),
+      : FeatureLoss(options, Connector::Never), mid_channels_(options.get_int("mid_channels")),
         warmup_steps_(options.get_int("warmup_steps")) {
     if (mid_channels_ < 0) throw ssld::option_error(options, "mid_channels", "mid_channels must be 0 (automatic) or more");
     if (warmup_steps_ < 0) throw ssld::option_error(options, "warmup_steps", "warmup_steps must be 0 or more");
