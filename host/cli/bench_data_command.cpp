@@ -2,6 +2,7 @@
 // and decode, no augmentation) and full (the loader: decode, augment, assemble a uint8 batch).
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
+#include "core/cpu_budget.hpp"
 #include "data/data_config.hpp"
 #include "data/loader.hpp"
 
@@ -64,7 +65,7 @@ int run_bench_data(const BenchDataCommand& command) {
     diagnostics.add(SourcePlace{command.config, 0, 0}, "the config has no [data." + command.pipeline + "] to benchmark");
   diagnostics.throw_if_any();
 
-  const int max_threads = command.max_threads > 0 ? command.max_threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int max_threads = command.max_threads > 0 ? command.max_threads : cpu_budget().threads;
   const int64_t steps = std::min(command.steps, pipeline->sampler->steps_per_epoch());
   const int64_t images = steps * pipeline->batch_size;
   std::printf("data.%s: %lld steps of %lld images per measurement\n", command.pipeline.c_str(),

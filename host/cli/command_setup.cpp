@@ -2,8 +2,10 @@
 
 #include "components/device.hpp"
 #include "config/config_loader.hpp"
+#include "core/cpu_budget.hpp"
 
 #include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <thread>
@@ -39,9 +41,12 @@ std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const st
   validate_host_tables(setup->root, diagnostics);
   setup->run = diagnostics.items().size() == before ? read_run_settings(setup->root) : RunSettings{"run", 0, "cpu", "runs", 0};
   // Set explicitly: left alone, this libtorch ran its CPU kernels on one thread here (4x slower
-  // on 2 cores).
-  const int64_t cores = static_cast<int64_t>(std::thread::hardware_concurrency());
-  at::set_num_threads(static_cast<int>(setup->run.threads > 0 ? setup->run.threads : std::max<int64_t>(1, cores)));
+  // on 2 cores). The default is the process's CPU budget, not the machine's core count.
+  const CpuBudget& budget = cpu_budget();
+  const int threads = static_cast<int>(setup->run.threads > 0 ? setup->run.threads : budget.threads);
+  at::set_num_threads(threads);
+  if (setup->run.threads > 0) spdlog::debug("compute threads: {} ([run] threads)", threads);
+  else spdlog::info("compute threads: {} ({})", threads, budget.reason);
   try {
     setup->device = resolve_device(setup->run.device);
   } catch (const Error& error) {

@@ -16,6 +16,19 @@
 
 namespace ssld::host {
 
+namespace {
+
+// A CSV field as RFC 4180 writes it: quoted, with quotes doubled, when it holds a comma, a
+// quote or a line break (a file name may).
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+}  // namespace
+
 int run_eval(const EvalCommand& command) {
   Diagnostics diagnostics;
   const auto setup = set_up_command(command.config, command.overrides, diagnostics);
@@ -52,13 +65,14 @@ int run_eval(const EvalCommand& command) {
   if (!command.predictions.empty()) {
     csv.open(command.predictions);
     if (!csv) throw Error("cannot write '" + command.predictions + "'");
-    csv << "id,label,top1,top2,top3,top4,top5,p1,p2,p3,p4,p5\n";
-    sink = [&](const Batch& batch, const at::Tensor& logits) {
+    csv << "id,source,label,top1,top2,top3,top4,top5,p1,p2,p3,p4,p5\n";
+    sink = [&](const Batch& batch, const at::Tensor& logits, const std::vector<std::string>& origins) {
       const int64_t k = std::min<int64_t>(5, logits.size(1));
       const auto [probabilities, classes] = logits.softmax(1).topk(k, 1);
       const at::Tensor p = probabilities.cpu(), c = classes.cpu(), ids = batch.ids.cpu(), labels = batch.labels.cpu();
       for (int64_t i = 0; i < logits.size(0); ++i) {
-        csv << ids[i].item<int64_t>() << "," << labels[i].item<int64_t>();
+        csv << ids[i].item<int64_t>() << "," << csv_field(origins.at(static_cast<size_t>(i))) << ","
+            << labels[i].item<int64_t>();
         for (int64_t j = 0; j < 5; ++j) csv << "," << (j < k ? std::to_string(c[i][j].item<int64_t>()) : "");
         for (int64_t j = 0; j < 5; ++j) {
           char text[16];

@@ -2,6 +2,7 @@
 // turns every user-facing error into one clear paragraph and a non-zero exit code.
 #include "cli/commands.hpp"
 #include "core/atomic_file.hpp"
+#include "core/cpu_budget.hpp"
 #include "core/errors.hpp"
 #include "log/logging.hpp"
 
@@ -42,7 +43,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version",
                        std::string("ssld ") + SSLD_VERSION + " (plugin ABI " + std::to_string(SSLD_ABI_MAJOR) + "." +
-                           std::to_string(SSLD_ABI_MINOR) + "; " + ssld::describe(ssld::this_build_fingerprint()) + ")");
+                           std::to_string(SSLD_ABI_MINOR) + "; " + ssld::describe(ssld::this_build_fingerprint()) +
+                           ")\ndefault threads: " + std::to_string(cpu_budget().threads) + " (" + cpu_budget().reason +
+                           ")");
   LogOptions log_options;
   app.add_option("--log-level", log_options.level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));

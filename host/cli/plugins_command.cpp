@@ -40,8 +40,23 @@ nlohmann::json schema_json(const Schema& schema) {
 void print_schema(std::ostream& out, const Schema& schema, const std::string& indent) {
   for (const auto& spec : schema.options()) {
     std::string value = spec.required ? "required" : spec.default_value ? "= " + to_text(*spec.default_value) : "optional";
-    out << indent << std::left << std::setw(20) << spec.name << std::setw(12) << to_string(spec.type)
-        << std::setw(18) << value << spec.doc;
+    // Columns of 20, 12 and 18: a cell too wide for its column ends the line and the rest goes
+    // on below at its own column, so every doc starts at the same place.
+    std::string line = indent;
+    size_t column = 0;
+    auto cell = [&](const std::string& text, size_t width) {
+      column += width;
+      if (text.size() < width) {
+        line += text + std::string(width - text.size(), ' ');
+        return;
+      }
+      out << line << text << "\n";
+      line = indent + std::string(column, ' ');
+    };
+    cell(spec.name, 20);
+    cell(to_string(spec.type), 12);
+    cell(value, 18);
+    out << line << spec.doc;
     if (!spec.choices.empty()) {
       out << " (one of:";
       for (const auto& choice : spec.choices) out << " " << choice;

@@ -1,6 +1,7 @@
 #include "data/data_config.hpp"
 
 #include "config/toml_options.hpp"
+#include "core/cpu_budget.hpp"
 #include "data/image_decode.hpp"
 #include "plugin/builtin_components.hpp"
 
@@ -228,7 +229,7 @@ std::unique_ptr<DataPipeline> build_pipeline_from(const TomlValue& data, const T
   const int64_t threads = data_options.get_int("threads");
   const int64_t prefetch = data_options.get_int("prefetch");
   if (threads < 0 || threads > kMaxLoaderThreads || prefetch < 1 || prefetch > kMaxPrefetch) return nullptr;
-  pipeline->loader.threads = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::thread::hardware_concurrency());
+  pipeline->loader.threads = threads > 0 ? static_cast<int>(threads) : cpu_budget().threads;
   pipeline->loader.prefetch = static_cast<int>(prefetch);
   pipeline->loader.read_timeout_s = data_options.get_float("read_timeout_s");
   pipeline->loader.pin_memory = factory.device().is_cuda();

@@ -52,9 +52,11 @@ HostBatch assemble_batch(const SamplePipeline& samples, const std::vector<Sample
   batch.ids = at::empty({n}, at::kLong);
   auto* labels = batch.labels.data_ptr<int64_t>();
   auto* ids = batch.ids.data_ptr<int64_t>();
+  batch.origins.reserve(prepared.size());
   for (int64_t i = 0; i < n; ++i) {
     labels[i] = prepared[i].label;
     ids[i] = static_cast<int64_t>(prepared[i].id);
+    batch.origins.push_back(std::move(prepared[i].origin));
   }
   return batch;
 }

@@ -30,6 +30,7 @@ struct HostBatch {
   at::Tensor labels;  // int64 [N]; -1 unlabeled
   at::Tensor ids;     // int64 [N]; Sample::id
   std::vector<SampleRef> refs;  // [N]: the sampler's reference of each row (bad images skipped are not rows)
+  std::vector<std::string> origins;  // [N]: where each row's image came from (Sample::origin)
   int64_t epoch = 0;
   int64_t step = 0;
 };

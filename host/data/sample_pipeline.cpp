@@ -92,6 +92,7 @@ PreparedSample SamplePipeline::prepare(const SampleRef& ref) const {
   prepared.image = image;
   prepared.label = sample.label;
   prepared.id = sample.id;
+  prepared.origin = sample.origin;
   return prepared;
 }
 

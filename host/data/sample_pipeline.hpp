@@ -24,6 +24,7 @@ struct PreparedSample {
   at::Tensor image;  // uint8 HWC, contiguous
   int64_t label = -1;
   uint64_t id = 0;
+  std::string origin;    // Sample::origin: a path, or "file#index"
   bool skipped = false;  // a bad image under on_bad_image = "skip"
 };
 

@@ -20,7 +20,7 @@ Accuracy evaluate(const DataPipeline& pipeline, c10::Device device, uint64_t see
     if (host_batch->images.size(0) == 0) continue;
     const Batch batch = to_device(*host_batch, pipeline, device, seed);
     const at::Tensor logits = predict(batch.images);
-    if (sink) sink(batch, logits);
+    if (sink) sink(batch, logits, host_batch->origins);
     const at::Tensor mask = batch.label_mask;
     const int64_t k = std::min<int64_t>(5, logits.size(1));
     const at::Tensor top = std::get<1>(logits.topk(k, 1));

@@ -16,8 +16,10 @@ struct Accuracy {
   int64_t samples = 0;  // labeled samples counted
 };
 
-// Called per batch with the predicted logits, e.g. to write per-sample predictions.
-using PredictionSink = std::function<void(const ssld::Batch& batch, const at::Tensor& logits)>;
+// Called per batch with the predicted logits and where each row's image came from, e.g. to
+// write per-sample predictions.
+using PredictionSink =
+    std::function<void(const ssld::Batch& batch, const at::Tensor& logits, const std::vector<std::string>& origins)>;
 
 // With `dist` (a data-parallel run), each rank evaluates its shard of the pipeline and the
 // counts are summed over ranks: every rank returns the accuracy on the whole set.

@@ -14,4 +14,12 @@ struct LogOptions {
 
 void configure_logging(const LogOptions& options);
 
+// The one line at the bottom of stderr that a progress bar redraws in place. Log messages to
+// stderr clear it first and draw it again after themselves, so a warning during an epoch lands
+// on a line of its own instead of on the bar's.
+namespace status_line {
+void show(const std::string& text);  // draws (or redraws) the line, without a newline
+void end();                          // ends the line with a newline; later output starts below it
+}  // namespace status_line
+
 }  // namespace ssld::host

@@ -73,11 +73,20 @@ std::string fixed(double value, int digits = 6) {
   return text;
 }
 
+struct ListedImage {
+  std::string path;    // as the list names it
+  std::string origin;  // where the sample came from (Sample::origin)
+};
+
 // Where the list names a selected candidate: its own file when it has one, otherwise a PNG
-// written under images/<class>/ (IDX and generated datasets have no files).
-std::string listed_path(const MineFiles& files, const DatasetView& source, const Candidate& candidate) {
+// written under images/<class>/ (IDX and generated datasets have no files), named by the
+// sample's stable id (prefixed by its source's position when the candidates have several
+// sources, whose ids may repeat) so that it leads back to its sample.
+ListedImage listed_image(const MineFiles& files, const DatasetView& source, const Candidate& candidate,
+                         bool several_sources) {
   Sample sample = source.get(candidate.index);
-  if (!sample.encoded.empty() && fs::is_regular_file(sample.origin)) return fs::absolute(sample.origin).string();
+  if (!sample.encoded.empty() && fs::is_regular_file(sample.origin))
+    return {fs::absolute(sample.origin).string(), sample.origin};
   at::Tensor image = sample.image.defined() ? sample.image : decode_image(sample.encoded);
   image = image.contiguous();
   const int channels = static_cast<int>(image.size(2));
@@ -85,11 +94,12 @@ std::string listed_path(const MineFiles& files, const DatasetView& source, const
   cv::Mat bgr;
   if (channels == 3) cv::cvtColor(mat, bgr, cv::COLOR_RGB2BGR);
   else bgr = mat;
-  const std::string relative =
-      "images/" + std::to_string(candidate.predicted) + "/" + std::to_string(candidate.position) + ".png";
+  const std::string name =
+      (several_sources ? std::to_string(candidate.source) + "_" : std::string()) + std::to_string(candidate.id);
+  const std::string relative = "images/" + std::to_string(candidate.predicted) + "/" + name + ".png";
   if (!cv::imwrite((files.folder / relative).string(), bgr))
     throw DataError("cannot write '" + (files.folder / relative).string() + "'");
-  return relative;
+  return {relative, sample.origin};
 }
 
 std::string class_name(const MineReport& report, size_t c) {
@@ -103,11 +113,13 @@ void write_mine_outputs(const MineFiles& files, const MineSettings& settings, co
   const auto& selected = result.selected;
   const size_t classes = tally.predicted_per_class.size();
   for (size_t c = 0; c < classes; ++c) fs::create_directories(files.images() / std::to_string(c));
-  std::vector<std::string> paths(selected.size());
+  std::vector<ListedImage> listed(selected.size());
+  const bool several_sources = candidates.sources.size() > 1;
   tbb::parallel_for(size_t{0}, selected.size(), [&](size_t i) {
     const Candidate& candidate = selected[i];
     try {
-      paths[i] = listed_path(files, *candidates.sources.at(static_cast<size_t>(candidate.source)), candidate);
+      listed[i] = listed_image(files, *candidates.sources.at(static_cast<size_t>(candidate.source)), candidate,
+                               several_sources);
     } catch (const std::exception& error) {
       throw DataError("writing the mined list: candidate " + std::to_string(candidate.position) + ": " + error.what());
     }
@@ -118,13 +130,15 @@ void write_mine_outputs(const MineFiles& files, const MineSettings& settings, co
 
   std::ostringstream list;
   list << "# ssld mine: " << selected.size() << " images chosen by " << report.teacher << "\n"
-       << "# columns: path class probability score(" << report.score << "); relative paths are relative to this folder\n";
+       << "# columns: path class probability score(" << report.score
+       << ") source; relative paths are relative to this folder; source (the rest of the line) is where the image "
+          "came from: its file, or file#index\n";
   std::vector<int64_t> selected_per_class(classes), selected_histogram(tally.histogram.size());
   std::vector<double> score_sum(classes);
   for (size_t i = 0; i < selected.size(); ++i) {
     const Candidate& candidate = selected[i];
-    list << paths[i] << " " << candidate.predicted << " " << fixed(candidate.probability) << " " << fixed(candidate.score)
-         << "\n";
+    list << listed[i].path << " " << candidate.predicted << " " << fixed(candidate.probability) << " "
+         << fixed(candidate.score) << " " << listed[i].origin << "\n";
     ++selected_per_class[static_cast<size_t>(candidate.predicted)];
     score_sum[static_cast<size_t>(candidate.predicted)] += candidate.score;
     ++selected_histogram[static_cast<size_t>(histogram_bin(candidate.probability, settings.histogram_bins))];

@@ -8,6 +8,8 @@
 
 #include <ATen/Context.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -138,7 +140,14 @@ void prepare_losses(StageComponents& stage, const std::vector<SourcePlace>& plac
       loss.prepare(student, teacher, dataset_size);
     } catch (const Error& error) {
       diagnostics.add(places[i], "loss '" + stage.losses[i].name + "': " + error.what());
+      continue;
     }
+    int64_t trained = 0, kept = 0;
+    for (const auto& [name, tensor] : loss.named_parameters()) trained += tensor.numel();
+    for (const auto& [name, tensor] : loss.named_buffers()) kept += tensor.numel();
+    if (trained > 0 || kept > 0)
+      spdlog::info("loss '{}' trains {} parameters of its own and keeps {} values of state", stage.losses[i].name,
+                   trained, kept);
   }
 }
 

@@ -3,6 +3,7 @@
 #include "config/config_loader.hpp"
 #include "core/atomic_file.hpp"
 #include "core/bounded_input.hpp"
+#include "core/cpu_budget.hpp"
 #include "core/stop_signals.hpp"
 #include "sweep/sweep_manifest.hpp"
 
@@ -57,8 +58,7 @@ TomlValue child_config(const PlannedRun& planned, size_t index, const fs::path& 
   const SourcePlace sweep{"ssld sweep", 0, 0};
   set_config_value(config, "run.name", TomlValue(planned.run.id), sweep);
   set_config_value(config, "run.output_dir", TomlValue(fs::absolute(sweep_folder / "runs").string()), sweep);
-  const int64_t cores = options.hardware_threads > 0 ? options.hardware_threads
-                                                     : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t cores = options.hardware_threads > 0 ? options.hardware_threads : cpu_budget().threads;
   const int64_t share = std::max<int64_t>(1, cores / std::max(1, options.jobs));
   set_config_value(config, "run.threads", thread_share(integer_at(config, "run", "threads"), share), sweep);
   set_config_value(config, "data.threads", thread_share(integer_at(config, "data", "threads"), share), sweep);

@@ -19,7 +19,7 @@ namespace ssld::host {
 struct SweepRunnerOptions {
   int jobs = 1;                // runs at once; CPU threads are divided between them
   std::vector<int> devices;    // CUDA devices to place runs on, round-robin; empty: as configured
-  int hardware_threads = 0;    // cores to divide (0: std::thread::hardware_concurrency)
+  int hardware_threads = 0;    // cores to divide (0: the CPU budget, core/cpu_budget.hpp)
 };
 
 // A run ready to start: its id and resolved config (from sweep_run_config) and stage names.

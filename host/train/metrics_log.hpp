@@ -17,8 +17,14 @@ class MetricsLog {
   void epoch(const std::vector<std::pair<std::string, double>>& values);
 
  private:
+  void open_csv(const std::vector<std::pair<std::string, double>>& values);
+
   std::ofstream steps_, epochs_, epochs_csv_;
-  std::vector<std::string> csv_columns_;
+  std::filesystem::path csv_path_;
+  std::string existing_header_;  // of the CSV an earlier (resumed) run wrote; empty when none
 };
+
+// A CSV value: the shortest digits that read back to `value`, never in exponent notation.
+std::string csv_number(double value);
 
 }  // namespace ssld::host

@@ -1,5 +1,7 @@
 #include "train/progress_display.hpp"
 
+#include "log/logging.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -29,16 +31,18 @@ void ProgressDisplay::update(const ProgressLine& line, bool log_due) {
   constexpr int kWidth = 24;
   const int filled = static_cast<int>(kWidth * line.step / std::max<int64_t>(1, line.steps));
   const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '.');
-  std::fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] %lld/%lld  %s", static_cast<long long>(line.epoch + 1),
-               static_cast<long long>(line.epochs), bar.c_str(), static_cast<long long>(line.step),
-               static_cast<long long>(line.steps), numbers);
+  char text[320];
+  std::snprintf(text, sizeof(text), "epoch %lld/%lld [%s] %lld/%lld  %s", static_cast<long long>(line.epoch + 1),
+                static_cast<long long>(line.epochs), bar.c_str(), static_cast<long long>(line.step),
+                static_cast<long long>(line.steps), numbers);
+  status_line::show(text);
   drawn_ = true;
   last_draw_ = now;
   if (epoch_done) finish();
 }
 
 void ProgressDisplay::finish() {
-  if (terminal_ && drawn_) std::fprintf(stderr, "\n");
+  if (terminal_ && drawn_) status_line::end();
   drawn_ = false;
 }
 

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <optional>
 #include <set>
 
@@ -52,11 +54,37 @@ TEST(Cli, VersionNamesTheAbiAndTheBuild) {
   EXPECT_NE(result.out.find("libtorch "), std::string::npos) << result.out;
 }
 
+TEST(Cli, VersionSaysHowManyThreadsItTakesAndWhy) {
+  const RunResult omp = ssld::test::run_program(kSsld, {"--version"}, {{"OMP_NUM_THREADS", "1"}});
+  ASSERT_EQ(omp.exit_code, 0) << omp.err;
+  EXPECT_NE(omp.out.find("default threads: 1 (OMP_NUM_THREADS=1)"), std::string::npos) << omp.out;
+  const RunResult pinned = ssld::test::run_program("/usr/bin/taskset", {"-c", "0", kSsld, "--version"},
+                                                   {{"OMP_NUM_THREADS", ""}});
+  ASSERT_EQ(pinned.exit_code, 0) << pinned.err;
+  EXPECT_NE(pinned.out.find("default threads: 1 (affinity mask: 1 CPU"), std::string::npos) << pinned.out;
+}
+
 TEST(Cli, PluginsListsBuiltinsWithOptionsAsTextAndJson) {
   const RunResult text = ssld_run({"plugins"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("student small_cnn  [small_cnn 0.1.0"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("loss ssld"), std::string::npos) << text.out;
+  // Every top-level option's doc starts at column 54 (4 + 20 + 12 + 18), also after a default
+  // too long for its column (normalize's mean), which goes on the next line.
+  std::istringstream lines(text.out);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(lines, line);) all.push_back(line);
+  int overflowed = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    const std::string& line = all[i];
+    if (line.size() < 5 || line.compare(0, 4, "    ") != 0 || line[4] == ' ') continue;
+    if (line.size() > 54 && line[53] == ' ' && line[54] != ' ') continue;
+    ASSERT_LT(i + 1, all.size()) << line;
+    const std::string& next = all[i + 1];
+    EXPECT_TRUE(next.size() > 54 && next.find_first_not_of(' ') == 54) << "not aligned:\n" << line << "\n" << next;
+    ++overflowed;
+  }
+  EXPECT_GT(overflowed, 0) << "normalize's mean default is longer than its column";
 
   const RunResult json = ssld_run({"plugins", "--json"});
   ASSERT_EQ(json.exit_code, 0) << json.err;

@@ -43,6 +43,7 @@ struct ListLine {
   std::string path;
   int64_t label = -1;
   double probability = 0, score = 0;
+  std::string source;  // where the image came from
 };
 
 std::vector<ListLine> read_list(const fs::path& list) {
@@ -53,7 +54,8 @@ std::vector<ListLine> read_list(const fs::path& list) {
     if (line.empty() || line[0] == '#') continue;
     std::istringstream fields(line);
     ListLine parsed;
-    fields >> parsed.path >> parsed.label >> parsed.probability >> parsed.score;
+    fields >> parsed.path >> parsed.label >> parsed.probability >> parsed.score >> std::ws;
+    std::getline(fields, parsed.source);
     lines.push_back(parsed);
   }
   return lines;
@@ -133,13 +135,18 @@ TEST(MineCommand, NonFileCandidatesAreWrittenAsImagesTheListNames) {
       "mine.toml", "[teacher]\ntype = \"known\"\nclasses = 4\n[mine]\ntop_k_per_class = 3\noutput = \"" +
                        (dir / "out").string() +
                        "\"\ndedup = { method = \"none\" }\n[[mine.sources]]\ntype = \"synthetic\"\ncount = 40\n"
-                       "size = [8, 8]\nchannels = 1\nlabeled = false\n");
+                       "size = [8, 8]\nchannels = 1\nlabeled = false\nsubset = { range = [10, 40] }\n");
   const RunResult result = ssld_run({"mine", config.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto lines = read_list(dir / "out" / "mined.txt");
   ASSERT_FALSE(lines.empty());
   for (const auto& line : lines) {
     EXPECT_EQ(line.path.rfind("images/" + std::to_string(line.label) + "/", 0), 0u) << line.path;
+    // Named by the sample's stable id (its index in the whole synthetic set, not in the subset),
+    // and the list says where it came from.
+    const std::string id = fs::path(line.path).stem().string();
+    EXPECT_GE(std::stoi(id), 10) << line.path;
+    EXPECT_EQ(line.source, "synthetic#" + id) << line.path;
     const cv::Mat image = cv::imread((dir / "out" / line.path).string(), cv::IMREAD_GRAYSCALE);
     ASSERT_FALSE(image.empty()) << line.path;
     EXPECT_EQ(static_cast<int64_t>(std::lround(cv::mean(image)[0])) % 4, line.label) << line.path;

@@ -98,10 +98,13 @@ TEST(Train, LearnsFashionMnistWellAboveChanceAndWritesItsRunFolder) {
   std::ifstream predictions(dir / "predictions.csv");
   std::string header;
   std::getline(predictions, header);
-  EXPECT_EQ(header, "id,label,top1,top2,top3,top4,top5,p1,p2,p3,p4,p5");
+  EXPECT_EQ(header, "id,source,label,top1,top2,top3,top4,top5,p1,p2,p3,p4,p5");
   int rows = 0;
-  for (std::string line; std::getline(predictions, line);) ++rows;
+  std::string first_row;
+  for (std::string line; std::getline(predictions, line);) first_row = rows++ ? first_row : line;
   EXPECT_EQ(rows, 1000);
+  // Each row names the image behind it: the IDX file and the index in it (the id here).
+  EXPECT_EQ(first_row.rfind("0,/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz#0,", 0), 0u) << first_row;
 
   // `ssld export` writes the best weights in torch.save's format; evaluating that file, or
   // starting the student from it (`student.weights`), gives the same accuracy.

@@ -3,6 +3,7 @@
 #include "teacher_cache/teacher_cache.hpp"
 
 #include "test_support.hpp"
+#include "weights/torch_file.hpp"
 
 #include <ssld/error.hpp>
 
@@ -90,6 +91,48 @@ TEST(EpochFile, RoundTripsEveryStepWithItsIds) {
     EXPECT_TRUE(record.logits.equal(logits[step]));
   }
   EXPECT_NE(error_of<ssld::Error>([&] { EpochReader(path, 43, codec); }).find("another key"), std::string::npos);
+}
+
+// scripts/read_teacher_cache.py (python3 + numpy) reads each format as ssld does, and names the
+// file it cannot read.
+TEST(EpochFile, ThePythonReaderReadsWhatSsldStored) {
+  TempDir dir;
+  std::vector<std::string> args = {SSLD_SOURCE_DIR "/tests/unit/fixtures/check_teacher_cache_reader.py",
+                                   SSLD_SOURCE_DIR "/scripts", (dir / "expected.pth").string()};
+  ssld::NamedTensors expected;
+  int file = 0;
+  for (const std::string format : {"fp32", "fp16", "topk"}) {
+    const SoftLabelCodec codec(format, 7, format == "topk" ? 3 : 0);
+    const auto path = dir / (format + ".bin");
+    std::vector<at::Tensor> ids, values;
+    EpochWriter writer(path, 99, codec, 3);
+    for (int64_t step = 0; step < 3; ++step) {
+      const at::Tensor step_ids = at::arange(0, 5 - step, at::kLong) * 1000003 + step;  // ids are keys, not rows
+      const std::vector<uint8_t> encoded = codec.encode(random_logits(5 - step, 7, static_cast<uint64_t>(step)));
+      writer.append(step_ids, encoded);
+      ids.push_back(step_ids);
+      values.push_back(codec.decode(encoded.data(), step_ids.numel()));
+    }
+    writer.finish();
+    expected.emplace_back("ids." + std::to_string(file), at::cat(ids));
+    expected.emplace_back("values." + std::to_string(file), at::cat(values));
+    args.push_back(path.string());
+    ++file;
+  }
+  write_torch_file((dir / "expected.pth").string(), expected);
+  const auto checked = ssld::test::run_program("/usr/bin/python3", args);
+  EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+
+  // Damage: a cut file and a foreign one are refused with the file's name, exit status 2.
+  const std::string bytes = ssld::test::read_file(dir / "fp32.bin");
+  dir.write("cut.bin", bytes.substr(0, bytes.size() - 20));
+  dir.write("foreign.bin", "PNG and other things, not soft labels at all.....................");
+  for (const char* name : {"cut.bin", "foreign.bin"}) {
+    const auto refused = ssld::test::run_program(
+        "/usr/bin/python3", {SSLD_SOURCE_DIR "/scripts/read_teacher_cache.py", (dir / name).string()});
+    EXPECT_EQ(refused.exit_code, 2) << name;
+    EXPECT_NE(refused.err.find((dir / name).string()), std::string::npos) << refused.err;
+  }
 }
 
 TEST(EpochFile, AnUnfinishedEpochLeavesNothingAndDamageIsDetected) {

@@ -22,7 +22,7 @@ class RandomResizedCrop : public Augmentation {
  public:
   RandomResizedCrop(const Options& options, const Context&)
       : size_(size_option(options, "size")), scale_(range_option(options, "scale")), ratio_(range_option(options, "ratio")),
-        interpolation_(interpolation_flag(options.get_string("interpolation"))) {
+        interpolation_(interpolation_of(options.get_string("interpolation"))) {
     if (scale_.first <= 0 || scale_.second > 1) throw option_error(options, "scale", "scale must lie in (0, 1]");
     if (ratio_.first <= 0) throw option_error(options, "ratio", "ratio must be positive");
   }
@@ -35,8 +35,9 @@ class RandomResizedCrop : public Augmentation {
     for (int attempt = 0; attempt < 10; ++attempt) {
       const double area = height * width * rng.uniform(scale_.first, scale_.second);
       const double aspect = std::exp(rng.uniform(log_low, log_high));
-      const int64_t w = std::llround(std::sqrt(area * aspect));
-      const int64_t h = std::llround(std::sqrt(area / aspect));
+      // Python's round (half to even), as torchvision's get_params.
+      const int64_t w = std::llrint(std::sqrt(area * aspect));
+      const int64_t h = std::llrint(std::sqrt(area / aspect));
       if (w > 0 && h > 0 && w <= image.size(1) && h <= image.size(0)) {
         const int64_t top = rng.randint(0, image.size(0) - h + 1);
         const int64_t left = rng.randint(0, image.size(1) - w + 1);
@@ -45,8 +46,8 @@ class RandomResizedCrop : public Augmentation {
     }
     const double in_ratio = width / height;
     int64_t w = image.size(1), h = image.size(0);
-    if (in_ratio < ratio_.first) h = std::llround(width / ratio_.first);
-    else if (in_ratio > ratio_.second) w = std::llround(height * ratio_.second);
+    if (in_ratio < ratio_.first) h = std::llrint(width / ratio_.first);
+    else if (in_ratio > ratio_.second) w = std::llrint(height * ratio_.second);
     return resize(crop(image, (image.size(0) - h) / 2, (image.size(1) - w) / 2, h, w), size_.first, size_.second,
                   interpolation_);
   }
@@ -54,13 +55,13 @@ class RandomResizedCrop : public Augmentation {
  private:
   std::pair<int64_t, int64_t> size_;
   std::pair<double, double> scale_, ratio_;
-  int interpolation_;
+  Interpolation interpolation_;
 };
 
 class Resize : public Augmentation {
  public:
   Resize(const Options& options, const Context&)
-      : size_(options.get_int_list("size")), interpolation_(interpolation_flag(options.get_string("interpolation"))) {
+      : size_(options.get_int_list("size")), interpolation_(interpolation_of(options.get_string("interpolation"))) {
     size_option(options, "size");  // validates
   }
   // One value: the shorter side becomes it, keeping the aspect ratio; two: exactly [h, w].
@@ -73,16 +74,21 @@ class Resize : public Augmentation {
 
  private:
   std::vector<int64_t> size_;
-  int interpolation_;
+  Interpolation interpolation_;
 };
 
 class CenterCrop : public Augmentation {
  public:
   CenterCrop(const Options& options, const Context&) : size_(size_option(options, "size")) {}
-  at::Tensor apply(const at::Tensor& image, Rng&) const override {  // pads with 0 when smaller
-    const int64_t top = static_cast<int64_t>(std::round((image.size(0) - size_.first) / 2.0));
-    const int64_t left = static_cast<int64_t>(std::round((image.size(1) - size_.second) / 2.0));
-    return crop(image, top, left, size_.first, size_.second);
+  // As torchvision's center_crop: the offset rounded half to even (Python's round); a side
+  // smaller than the crop is zero-padded by (crop - side) // 2 before it and the rest after.
+  at::Tensor apply(const at::Tensor& image, Rng&) const override {
+    auto offset = [](int64_t side, int64_t crop_side) {
+      if (crop_side > side) return -((crop_side - side) / 2);
+      return static_cast<int64_t>(std::nearbyint(static_cast<double>(side - crop_side) / 2.0));
+    };
+    return crop(image, offset(image.size(0), size_.first), offset(image.size(1), size_.second), size_.first,
+                size_.second);
   }
 
  private:

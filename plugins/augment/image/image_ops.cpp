@@ -6,6 +6,11 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
 namespace ssld::augment {
 
 cv::Mat as_mat(const at::Tensor& image) {
@@ -17,11 +22,168 @@ at::Tensor new_image(int64_t height, int64_t width, int64_t channels) {
   return at::empty({height, width, channels}, at::kByte);
 }
 
-at::Tensor resize(const at::Tensor& image, int64_t height, int64_t width, int interpolation) {
+namespace {
+
+// PIL's filters (Pillow's Resample.c): a weight function and its support at scale 1.
+struct Filter {
+  double support;
+  double (*weight)(double);
+};
+
+double sinc(double x) {
+  if (x == 0.0) return 1.0;
+  x *= M_PI;
+  return std::sin(x) / x;
+}
+
+const Filter& filter_of(Interpolation interpolation) {
+  static const Filter bilinear{1.0, [](double x) { x = std::abs(x); return x < 1.0 ? 1.0 - x : 0.0; }};
+  static const Filter bicubic{2.0, [](double x) {
+    constexpr double a = -0.5;
+    x = std::abs(x);
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+    if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+    return 0.0;
+  }};
+  static const Filter box{0.5, [](double x) { return x > -0.5 && x <= 0.5 ? 1.0 : 0.0; }};
+  static const Filter hamming{1.0, [](double x) {
+    x = std::abs(x);
+    if (x == 0.0) return 1.0;
+    if (x >= 1.0) return 0.0;
+    x *= M_PI;
+    return std::sin(x) / x * (0.54 + 0.46 * std::cos(x));
+  }};
+  static const Filter lanczos{3.0, [](double x) { return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3.0) : 0.0; }};
+  switch (interpolation) {
+    case Interpolation::Bicubic: return bicubic;
+    case Interpolation::Box: return box;
+    case Interpolation::Hamming: return hamming;
+    case Interpolation::Lanczos: return lanczos;
+    default: return bilinear;
+  }
+}
+
+constexpr int kPrecisionBits = 32 - 8 - 2;  // PIL's fixed point for 8-bit images
+
+// For each output position: the first input position, how many follow, and their weights.
+struct Taps {
+  int64_t width = 0;  // weights per output position
+  std::vector<int64_t> first, count;
+  std::vector<int32_t> weights;
+};
+
+Taps taps_for(int64_t in, int64_t out, const Filter& filter) {
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  const double filter_scale = std::max(scale, 1.0);  // wider when shrinking: the antialiasing
+  const double support = filter.support * filter_scale;
+  Taps taps;
+  taps.width = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  taps.first.resize(static_cast<size_t>(out));
+  taps.count.resize(static_cast<size_t>(out));
+  taps.weights.assign(static_cast<size_t>(out * taps.width), 0);
+  std::vector<double> weights(static_cast<size_t>(taps.width));
+  for (int64_t o = 0; o < out; ++o) {
+    const double center = (static_cast<double>(o) + 0.5) * scale;
+    // PIL rounds with a cast, which truncates toward zero, then clamps.
+    const int64_t first = std::max<int64_t>(0, static_cast<int64_t>(center - support + 0.5));
+    const int64_t count = std::min<int64_t>(in, static_cast<int64_t>(center + support + 0.5)) - first;
+    double sum = 0.0;
+    for (int64_t k = 0; k < count; ++k) {
+      weights[k] = filter.weight((static_cast<double>(k + first) - center + 0.5) / filter_scale);
+      sum += weights[k];
+    }
+    for (int64_t k = 0; k < count; ++k) {
+      const double w = (sum != 0.0 ? weights[k] / sum : weights[k]) * (1 << kPrecisionBits);
+      taps.weights[o * taps.width + k] = static_cast<int32_t>(w < 0 ? w - 0.5 : w + 0.5);
+    }
+    taps.first[o] = first;
+    taps.count[o] = count;
+  }
+  return taps;
+}
+
+uint8_t clip8(int64_t value) {
+  if (value >= (int64_t{1} << kPrecisionBits << 8)) return 255;
+  if (value <= 0) return 0;
+  return static_cast<uint8_t>(value >> kPrecisionBits);
+}
+
+// One pass of a contiguous uint8 HWC image: along the columns (axis 1, rows [row_begin,
+// row_end) only) or along the rows (axis 0, the image's first row being row_begin of the source).
+at::Tensor resample_axis(const at::Tensor& image, int axis, const Taps& taps, int64_t row_begin, int64_t row_end) {
+  const int64_t channels = image.size(2), in_width = image.size(1);
+  const int64_t out = static_cast<int64_t>(taps.first.size());
+  const uint8_t* in = image.data_ptr<uint8_t>();
+  if (axis == 1) {
+    at::Tensor result = new_image(row_end - row_begin, out, channels);
+    uint8_t* dst = result.data_ptr<uint8_t>();
+    for (int64_t y = row_begin; y < row_end; ++y)
+      for (int64_t x = 0; x < out; ++x)
+        for (int64_t c = 0; c < channels; ++c) {
+          int64_t sum = int64_t{1} << (kPrecisionBits - 1);
+          const int32_t* w = &taps.weights[x * taps.width];
+          const uint8_t* src = in + (y * in_width + taps.first[x]) * channels + c;
+          for (int64_t k = 0; k < taps.count[x]; ++k) sum += static_cast<int64_t>(src[k * channels]) * w[k];
+          dst[((y - row_begin) * out + x) * channels + c] = clip8(sum);
+        }
+    return result;
+  }
+  at::Tensor result = new_image(out, in_width, channels);
+  uint8_t* dst = result.data_ptr<uint8_t>();
+  const int64_t row = in_width * channels;
+  for (int64_t y = 0; y < out; ++y) {
+    const int32_t* w = &taps.weights[y * taps.width];
+    for (int64_t i = 0; i < row; ++i) {
+      int64_t sum = int64_t{1} << (kPrecisionBits - 1);
+      const uint8_t* src = in + (taps.first[y] - row_begin) * row + i;
+      for (int64_t k = 0; k < taps.count[y]; ++k) sum += static_cast<int64_t>(src[k * row]) * w[k];
+      dst[y * row + i] = clip8(sum);
+    }
+  }
+  return result;
+}
+
+// PIL's nearest neighbour (ImagingScaleAffine): positions accumulated in steps of in / out.
+at::Tensor resize_nearest(const at::Tensor& image, int64_t height, int64_t width) {
+  const int64_t channels = image.size(2), in_height = image.size(0), in_width = image.size(1);
+  auto positions = [](int64_t in, int64_t out) {
+    std::vector<int64_t> index(static_cast<size_t>(out));
+    const double step = static_cast<double>(in) / static_cast<double>(out);
+    double position = step * 0.5;
+    for (int64_t i = 0; i < out; ++i, position += step)
+      index[i] = std::clamp<int64_t>(static_cast<int64_t>(position), 0, in - 1);
+    return index;
+  };
+  const auto rows = positions(in_height, height), columns = positions(in_width, width);
+  at::Tensor result = new_image(height, width, channels);
+  const uint8_t* in = image.data_ptr<uint8_t>();
+  uint8_t* dst = result.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < height; ++y)
+    for (int64_t x = 0; x < width; ++x)
+      std::memcpy(dst + (y * width + x) * channels, in + (rows[y] * in_width + columns[x]) * channels,
+                  static_cast<size_t>(channels));
+  return result;
+}
+
+}  // namespace
+
+at::Tensor resize(const at::Tensor& image, int64_t height, int64_t width, Interpolation interpolation) {
   if (image.size(0) == height && image.size(1) == width) return image;
-  at::Tensor out = new_image(height, width, image.size(2));
-  cv::Mat destination = as_mat(out);
-  cv::resize(as_mat(image), destination, destination.size(), 0, 0, interpolation);
+  const at::Tensor source = image.contiguous();
+  if (interpolation == Interpolation::Nearest) return resize_nearest(source, height, width);
+  const Filter& filter = filter_of(interpolation);
+  // As PIL: the horizontal pass over only the rows the vertical pass reads, rounded to uint8.
+  const bool vertical = height != source.size(0);
+  const Taps rows = vertical ? taps_for(source.size(0), height, filter) : Taps{};
+  const int64_t row_begin = vertical ? rows.first.front() : 0;
+  const int64_t row_end = vertical ? rows.first.back() + rows.count.back() : source.size(0);
+  at::Tensor out = source;
+  int64_t offset = 0;
+  if (width != source.size(1)) {
+    out = resample_axis(source, 1, taps_for(source.size(1), width, filter), row_begin, row_end);
+    offset = row_begin;
+  }
+  if (vertical) out = resample_axis(out, 0, rows, offset, 0);
   return out;
 }
 
@@ -37,11 +199,13 @@ at::Tensor crop(const at::Tensor& image, int64_t top, int64_t left, int64_t heig
   return out;
 }
 
-int interpolation_flag(const std::string& name) {
-  if (name == "bicubic") return cv::INTER_CUBIC;
-  if (name == "nearest") return cv::INTER_NEAREST;
-  if (name == "area") return cv::INTER_AREA;
-  return cv::INTER_LINEAR;
+Interpolation interpolation_of(const std::string& name) {
+  if (name == "bicubic") return Interpolation::Bicubic;
+  if (name == "nearest") return Interpolation::Nearest;
+  if (name == "box" || name == "area") return Interpolation::Box;
+  if (name == "hamming") return Interpolation::Hamming;
+  if (name == "lanczos") return Interpolation::Lanczos;
+  return Interpolation::Bilinear;
 }
 
 std::pair<int64_t, int64_t> size_option(const Options& options, const std::string& key) {

@@ -1,5 +1,5 @@
-// Small OpenCV helpers shared by the per-sample augmentations: views of uint8 HWC tensors as
-// cv::Mat, resizing, cropping with padding, and blending.
+// Small helpers shared by the per-sample augmentations: views of uint8 HWC tensors as cv::Mat,
+// resizing as torchvision does on PIL images, cropping with padding, and blending.
 #pragma once
 
 #include <ssld/options.hpp>
@@ -14,13 +14,24 @@ namespace ssld::augment {
 // A cv::Mat header over a contiguous uint8 HWC tensor (no copy).
 cv::Mat as_mat(const at::Tensor& image);
 at::Tensor new_image(int64_t height, int64_t width, int64_t channels);
-at::Tensor resize(const at::Tensor& image, int64_t height, int64_t width, int interpolation);
+// Resampling filters, as PIL (and so torchvision on PIL images) names them.
+enum class Interpolation { Nearest, Bilinear, Bicubic, Box, Hamming, Lanczos };
+
+// `image` resized as PIL's Image.resize does it (what torchvision 0.14's Resize, CenterCrop and
+// RandomResizedCrop run on PIL images): the filters widened by the scale when shrinking (so they
+// antialias), PIL's coefficients in 22-bit fixed point, the horizontal pass rounded to uint8
+// before the vertical one; nearest takes source pixel floor((i + 0.5) * in / out). Pixel-exact
+// with PIL (tests/unit/augmentations_test.cpp).
+at::Tensor resize(const at::Tensor& image, int64_t height, int64_t width, Interpolation interpolation);
 // Rows [top, top + height) and columns [left, left + width); areas outside the image are `fill`.
 at::Tensor crop(const at::Tensor& image, int64_t top, int64_t left, int64_t height, int64_t width, uint8_t fill = 0);
 
-// OpenCV's interpolation flag for an option value ("bilinear", "bicubic", "nearest", "area").
-int interpolation_flag(const std::string& name);
-inline std::vector<std::string> interpolation_names() { return {"bilinear", "bicubic", "nearest", "area"}; }
+// The filter an `interpolation` option names; "area" is PIL's box filter (what OpenCV's
+// INTER_AREA is for whole-number factors).
+Interpolation interpolation_of(const std::string& name);
+inline std::vector<std::string> interpolation_names() {
+  return {"bilinear", "bicubic", "nearest", "box", "hamming", "lanczos", "area"};
+}
 
 // (height, width) from a `size` option of one value (a square) or two.
 std::pair<int64_t, int64_t> size_option(const Options& options, const std::string& key);
