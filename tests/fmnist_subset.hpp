@@ -16,6 +16,11 @@ struct FmnistSubset {
   int64_t val_batch = 250;
 };
 
+// The [run] and [data] tables of a test run: named `name`, in ./runs, on one CPU thread.
+inline std::string one_thread_run_tables(const std::string& name) {
+  return "[run]\nname = \"" + name + "\"\noutput_dir = \"runs\"\ndevice = \"cpu\"\nthreads = 1\n[data]\nthreads = 1\n";
+}
+
 inline std::string fmnist_data_tables(const FmnistSubset& subset) {
   const std::string folder = "/usr/share/datasets/fashion-mnist/";
   const std::string normalize = "type = \"normalize\"\nmean = [0.286]\nstd = [0.353]\n";

@@ -45,8 +45,8 @@ std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const st
   const CpuBudget& budget = cpu_budget();
   const int threads = static_cast<int>(setup->run.threads > 0 ? setup->run.threads : budget.threads);
   at::set_num_threads(threads);
-  if (setup->run.threads > 0) spdlog::debug("compute threads: {} ([run] threads)", threads);
-  else spdlog::info("compute threads: {} ({})", threads, budget.reason);
+  setup->threads_reason = setup->run.threads > 0 ? std::string("[run] threads") : budget.reason;
+  spdlog::debug("compute threads: {} ({})", threads, setup->threads_reason);
   try {
     setup->device = resolve_device(setup->run.device);
   } catch (const Error& error) {

@@ -24,6 +24,7 @@ struct CommandSetup {
   RunSettings run;
   c10::Device device{c10::kCPU};
   std::unique_ptr<ComponentFactory> factory;
+  std::string threads_reason;  // why libtorch got its thread count ("[run] threads", the CPU budget's reason)
 };
 
 // Throws ConfigError / PluginError for what stops everything (unreadable config, broken

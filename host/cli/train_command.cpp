@@ -10,6 +10,7 @@
 #include "stage/stage_plan.hpp"
 #include "stage/stage_runner.hpp"
 
+#include <ATen/Parallel.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -80,6 +81,7 @@ int run_train(const TrainCommand& command) {
     spdlog::default_logger()->sinks().push_back(
         std::make_shared<spdlog::sinks::basic_file_sink_mt>((run / "log.txt").string()));
     spdlog::info("run folder {}", run.string());
+    spdlog::info("compute threads: {} ({})", at::get_num_threads(), setup->threads_reason);
   }
 
   StageRunOptions options;

@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 namespace ssld::host {
@@ -57,7 +59,11 @@ TrainingStep::TrainingStep(StageComponents& components, c10::Device device)
     for (auto& [name, tensor] : tensors)
       if (tensor.dim() == 4) tensor.set_data(tensor.contiguous(at::MemoryFormat::ChannelsLast));
   }
-  if (components_.teacher)
+  // The teacher runs only when a loss reads it: a labels-only baseline beside a teacher (a sweep's
+  // `ce` row) spent 70% of its steps on teacher forwards nobody read.
+  const bool teacher_read = std::any_of(components_.losses.begin(), components_.losses.end(),
+                                        [](const auto& term) { return term.loss->needs_teacher(); });
+  if (components_.teacher && teacher_read)
     teacher_source_ = std::make_unique<TeacherSource>(*components_.teacher, components_.teacher_cache.get(), device_,
                                                       settings.channels_last);
   if (settings.precision != Precision::Fp32) {

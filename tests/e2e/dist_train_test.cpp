@@ -29,8 +29,8 @@ std::string mlp(const std::string& table) {
 
 // 512 training images (8 steps of 64 per epoch), 200 validation images, a BatchNorm-free MLP.
 std::string config(const std::string& name, const std::string& body, int64_t epochs) {
-  return "[run]\nname = \"" + name + "\"\noutput_dir = \"runs\"\ndevice = \"cpu\"\nthreads = 1\n[data]\nthreads = 1\n" +
-         ssld::test::fmnist_data_tables({512, 64, true, false, 200, 50}) + mlp("student") + body +
+  return ssld::test::one_thread_run_tables(name) + ssld::test::fmnist_data_tables({512, 64, true, false, 200, 50}) +
+         mlp("student") + body +
          "[train]\nepochs = " + std::to_string(epochs) + "\nlr = 0.1\nwarmup_epochs = 0.5\nlog_every = 1\nweight_decay = 1e-4\n"
          "[dist]\ntimeout_s = 20\n";
 }

@@ -17,15 +17,8 @@ namespace {
 const std::string kSsld = SSLD_BINARY;
 
 std::string config(const std::string& body) {
-  return R"(
-[run]
-name = "t"
-output_dir = "runs"
-device = "cpu"
-threads = 1
-[data]
-threads = 1
-)" + ssld::test::fmnist_data_tables({1000, 50, true, true, 500, 250}) + R"([student]
+  return ssld::test::one_thread_run_tables("t") + ssld::test::fmnist_data_tables({1000, 50, true, true, 500, 250}) +
+         R"([student]
 type = "small_cnn"
 width = 8
 depth = 2

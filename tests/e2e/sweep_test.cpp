@@ -27,15 +27,8 @@ const std::string kSsld = SSLD_BINARY;
 
 // 1000 labeled training images, 500 test images, a tiny CNN, one thread: a run takes seconds.
 std::string tiny_config(const std::string& sweep, int epochs = 1) {
-  return R"(
-[run]
-name = "sw"
-output_dir = "runs"
-device = "cpu"
-threads = 1
-[data]
-threads = 1
-)" + ssld::test::fmnist_data_tables({1000, 50, true, false, 500, 250}) + R"([student]
+  return ssld::test::one_thread_run_tables("sw") + ssld::test::fmnist_data_tables({1000, 50, true, false, 500, 250}) +
+         R"([student]
 type = "small_cnn"
 width = 4
 depth = 1

@@ -27,15 +27,8 @@ const std::string kSsld = SSLD_BINARY;
 
 // 2000 labeled training images, 1000 test images, a tiny CNN.
 std::string small_config(const std::string& extra = "") {
-  return R"(
-[run]
-name = "t"
-output_dir = "runs"
-device = "cpu"
-threads = 1
-[data]
-threads = 1
-)" + ssld::test::fmnist_data_tables({2000, 64, true, true, 1000, 250}) + R"([student]
+  return ssld::test::one_thread_run_tables("t") + ssld::test::fmnist_data_tables({2000, 64, true, true, 1000, 250}) +
+         R"([student]
 type = "small_cnn"
 width = 8
 depth = 2

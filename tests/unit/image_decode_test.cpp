@@ -1,8 +1,12 @@
 #include "core/errors.hpp"
 #include "data/image_decode.hpp"
 #include "test_support.hpp"
+#include "weights/torch_file.hpp"
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <iostream>
 
 using namespace ssld::host;
 
@@ -93,4 +97,24 @@ TEST(ImageDecode, ReducedDecodeKeepsTheShorterSideAboveTheTarget) {
   EXPECT_EQ(decode_image(big, 500).sizes(), (std::vector<int64_t>{600, 800, 3}));  // full
   EXPECT_EQ(decode_image(big, 0).sizes(), (std::vector<int64_t>{600, 800, 3}));
   expect_near(pixel(decode_image(big, 100), 10, 10), {255, 0, 0});
+}
+
+// JPEG decoding gives PIL's pixels (what torchvision's ImageFolder loader sees): the same
+// libjpeg-turbo behind OpenCV and PIL, with the same chroma upsampling, for every subsampling.
+TEST(ImageDecode, JpegsDecodeToPilsPixelsInEveryChromaSubsampling) {
+  ssld::test::TempDir dir;
+  const auto made = ssld::test::run_program(
+      "/usr/bin/python3", {SSLD_SOURCE_DIR "/tests/unit/fixtures/pil_decode_reference.py", dir.path().string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const ssld::NamedTensors reference = read_torch_file((dir / "pil.pth").string());
+  ASSERT_EQ(reference.size(), 4u);
+  for (const auto& [name, want] : reference) {
+    const std::string text = ssld::test::read_file(dir / (name + ".jpg"));
+    const at::Tensor got = decode_image(std::vector<uint8_t>(text.begin(), text.end()));
+    ASSERT_EQ(got.sizes(), want.sizes()) << name;
+    const at::Tensor difference = (got.to(at::kInt) - want.to(at::kInt)).abs();
+    std::cout << name << ": mean |ssld - PIL| " << difference.to(at::kDouble).mean().item<double>() << ", max "
+              << difference.max().item<int>() << "\n";
+    EXPECT_EQ(difference.max().item<int>(), 0) << name;
+  }
 }
