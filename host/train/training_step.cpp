@@ -59,11 +59,12 @@ TrainingStep::TrainingStep(StageComponents& components, c10::Device device)
     for (auto& [name, tensor] : tensors)
       if (tensor.dim() == 4) tensor.set_data(tensor.contiguous(at::MemoryFormat::ChannelsLast));
   }
-  // The teacher runs only when a loss reads it: a labels-only baseline beside a teacher (a sweep's
-  // `ce` row) spent 70% of its steps on teacher forwards nobody read.
-  const bool teacher_read = std::any_of(components_.losses.begin(), components_.losses.end(),
-                                        [](const auto& term) { return term.loss->needs_teacher(); });
-  if (components_.teacher && teacher_read)
+  // The teacher runs in the step only when a loss reads it: a labels-only baseline beside a
+  // teacher (a sweep's `ce` row) spent 70% of its steps on teacher forwards nobody read. Its
+  // accuracy is still measured.
+  teacher_read_ = std::any_of(components_.losses.begin(), components_.losses.end(),
+                              [](const auto& term) { return term.loss->needs_teacher(); });
+  if (components_.teacher)
     teacher_source_ = std::make_unique<TeacherSource>(*components_.teacher, components_.teacher_cache.get(), device_,
                                                       settings.channels_last);
   if (settings.precision != Precision::Fp32) {
@@ -100,7 +101,7 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
   const at::Tensor images =
       settings.channels_last ? batch.images.contiguous(at::MemoryFormat::ChannelsLast) : batch.images;
   ModelOutput teacher_output;
-  if (teacher_source_) {
+  if (teacher_source_ && teacher_read_) {
     const auto start = timing_.now_after(batch.ids);
     teacher_output = teacher_source_->outputs(images, batch.ids, position, teacher_features_);
     timing_.add_teacher(start, timing_.now_after(teacher_output.logits));
@@ -112,7 +113,7 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
     const ModelOutput student_output = student.forward(images, student_features_);
     for (auto& term : components_.losses) {
       const LossOutput output = term.loss->compute(LossInputs{student_output,
-                                                              teacher_source_ ? &teacher_output : nullptr,
+                                                              teacher_source_ && teacher_read_ ? &teacher_output : nullptr,
                                                               batch.labels, batch.label_mask, batch.mix_index,
                                                               batch.mix_lambda, &batch.ids});
       const at::Tensor value = output.value.to(at::kFloat);

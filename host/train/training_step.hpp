@@ -83,6 +83,7 @@ class TrainingStep {
   std::unique_ptr<Ema> ema_;
   std::unique_ptr<LossScaler> scaler_;
   std::unique_ptr<TeacherSource> teacher_source_;
+  bool teacher_read_ = false;  // some loss reads the teacher's outputs
   DataParallel* data_parallel_ = nullptr;
   bool autocast_ = false;
   at::ScalarType autocast_dtype_ = at::kFloat;

@@ -150,6 +150,26 @@ train = { epochs = 1, lr = 0.005, warmup_epochs = 0.0 }
   EXPECT_GT(first.at("top1").get<double>(), distill.at("final_top1").get<double>() - 5.0);
 }
 
+// A labels-only stage beside a teacher (a sweep's baseline row): the teacher's accuracy is still
+// measured, but no step runs it, since no loss reads it (it took 70% of the step time before).
+TEST(Train, ATeacherNoLossReadsIsEvaluatedButNotRunInTheSteps) {
+  TempDir dir;
+  dir.write("c.toml", small_config(R"(
+[[stage]]
+name = "teacher"
+train = { epochs = 1 }
+[[stage]]
+name = "labels"
+teacher = { stage = "teacher" }
+train = { epochs = 1 }
+)"));
+  const RunResult result = train(dir);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto labels = summary(dir, "labels").at("result");
+  EXPECT_GT(labels.at("teacher_top1").get<double>(), 20.0);  // chance is 10%
+  EXPECT_EQ(labels.at("teacher_share").get<double>(), 0.0);
+}
+
 TEST(Train, InterruptedAndResumedEqualsUninterrupted) {
   TempDir straight, interrupted;
   straight.write("c.toml", small_config());
