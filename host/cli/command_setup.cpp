@@ -3,6 +3,8 @@
 #include "components/device.hpp"
 #include "config/config_loader.hpp"
 #include "core/cpu_budget.hpp"
+#include "dist/local_launch.hpp"
+#include "stage/stage_plan.hpp"
 
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
@@ -64,6 +66,12 @@ std::optional<DistEnv> join_multi_process_run(CommandSetup& setup) {
     setup.factory = std::make_unique<ComponentFactory>(setup.registry, setup.device, static_cast<uint64_t>(setup.run.seed));
   }
   return env;
+}
+
+int run_as_local_ranks(const std::string& config, const std::vector<std::string>& overrides, int ranks, int argc,
+                       char** argv) {
+  const RunSettings run = read_run_settings(load_config(config, overrides));
+  return run_local_ranks(ranks, without_nproc_flag(argc, argv), run_folder(run) / "ranks");
 }
 
 }  // namespace ssld::host

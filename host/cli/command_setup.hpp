@@ -43,4 +43,9 @@ inline Sharding sharding_of(const std::optional<DistEnv>& env) {
   return env ? Sharding{env->rank, env->world_size} : Sharding{};
 }
 
+// `--nproc-per-node N`: runs this command line again as N local ranks (dist/local_launch.hpp),
+// their logs in <run folder>/ranks/; returns the launcher's exit status.
+int run_as_local_ranks(const std::string& config, const std::vector<std::string>& overrides, int ranks, int argc,
+                       char** argv);
+
 }  // namespace ssld::host

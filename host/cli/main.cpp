@@ -1,5 +1,6 @@
 // The `ssld` program: parses the command line, sets up logging, runs one subcommand, and
 // turns every user-facing error into one clear paragraph and a non-zero exit code.
+#include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "core/atomic_file.hpp"
 #include "core/cpu_budget.hpp"
@@ -86,6 +87,16 @@ int main(int argc, char** argv) {
   train_app->add_option("--dry-run-size", train.dry.image_size, "generated image size in a dry run")
       ->capture_default_str()->check(CLI::PositiveNumber);
 
+  // --nproc-per-node on the commands that run under torchrun (dist/local_launch.hpp).
+  int train_ranks = 0, mine_ranks = 0, cache_teacher_ranks = 0;
+  auto add_nproc = [](CLI::App* command, int& ranks) {
+    command->add_option("--nproc-per-node", ranks,
+                        "start N local ranks with torchrun's variables (instead of torchrun); ranks 1.. log to "
+                        "<run folder>/ranks/")
+        ->check(CLI::Range(1, 1024));
+  };
+  add_nproc(train_app, train_ranks);
+
   EvalCommand eval;
   auto* eval_app = app.add_subcommand("eval", "top-1/top-5 of a student or teacher on data.val");
   eval_app->add_option("config", eval.config, "the config file (TOML)")->required();
@@ -131,6 +142,7 @@ int main(int argc, char** argv) {
   mine_app->add_flag("--restart", mine.restart, "delete earlier mining results and start over")->excludes(mine_resume);
 
   CacheTeacherCommand cache_teacher;
+  add_nproc(mine_app, mine_ranks);
   auto* cache_teacher_app = app.add_subcommand(
       "cache-teacher", "fill the [teacher_cache] store ahead of training: the teacher's soft labels for every epoch");
   cache_teacher_app->add_option("config", cache_teacher.config, "the config file (TOML) with a [teacher_cache]")->required();
@@ -139,6 +151,7 @@ int main(int argc, char** argv) {
                                 "only this stage (default: every stage with a [teacher] and a [teacher_cache])");
   cache_teacher_app->add_option("--epochs", cache_teacher.epochs, "epochs to store (default: the stage's [train] epochs)")
       ->check(CLI::PositiveNumber);
+  add_nproc(cache_teacher_app, cache_teacher_ranks);
 
   FeaturesCommand features;
   auto* features_app = app.add_subcommand(
@@ -171,6 +184,11 @@ int main(int argc, char** argv) {
   try {
     ignore_file_size_signal();  // a write past `ulimit -f` becomes an error naming the file
     configure_logging(log_options);
+    if (train_app->parsed() && train_ranks > 1)
+      return run_as_local_ranks(train.config, train.overrides, train_ranks, argc, argv);
+    if (mine_app->parsed() && mine_ranks > 1) return run_as_local_ranks(mine.config, mine.overrides, mine_ranks, argc, argv);
+    if (cache_teacher_app->parsed() && cache_teacher_ranks > 1)
+      return run_as_local_ranks(cache_teacher.config, cache_teacher.overrides, cache_teacher_ranks, argc, argv);
     if (plugins_app->parsed()) return run_plugins(plugins);
     if (check_app->parsed()) return run_check(check);
     if (bench_data_app->parsed()) return run_bench_data(bench_data);

@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 using ssld::test::LaunchedRanks;
@@ -248,4 +249,77 @@ TEST(DistTrain, AKilledRankMakesTheOtherFailWithinTheTimeout) {
   EXPECT_LT(seconds, 20.0 + 5.0);
   EXPECT_NE(results[0].err.find("[dist] rank 0 of 2"), std::string::npos) << results[0].err;
   EXPECT_NE(results[0].err.find("Another rank probably died"), std::string::npos) << results[0].err;
+}
+
+// `ssld train CONFIG --nproc-per-node 2` starts the ranks itself: the weights equal those of two
+// ranks started with torchrun's variables from outside, rank 0 talks on the terminal and rank 1
+// logs to <run folder>/ranks/rank1.log; a SIGTERM to the launcher stops both ranks after a step
+// (exit 3) and `--resume --nproc-per-node 2` finishes the run to the same weights.
+TEST(DistTrain, NprocPerNodeLaunchesTheRanksItselfAndForwardsSignals) {
+  TempDir dir;
+  dir.write("outside.toml", ce_config("outside", 4));
+  dir.write("inside.toml", ce_config("inside", 4));
+  const auto outside = launch(dir, "outside.toml", 2);
+  ASSERT_EQ(outside[0].exit_code, 0) << outside[0].err;
+  ASSERT_EQ(outside[1].exit_code, 0) << outside[1].err;
+
+  const std::vector<std::string> args = {"train", (dir / "inside.toml").string(), "--set", "data.train.batch_size=32",
+                                         "--nproc-per-node", "2"};
+  const std::map<std::string, std::string> env = {
+      {"SSLD_PLUGIN_PATH", kPluginPath}, {"RANK", ""}, {"WORLD_SIZE", ""}, {"OMP_NUM_THREADS", ""}};
+  // Interrupted once: SIGTERM to the launcher only.
+  setenv("SSLD_PLUGIN_PATH", kPluginPath.c_str(), 1);
+  const int interrupted = ssld::test::interrupt_once_written(kSsld, args, dir / "runs" / "inside" / "main" / "metrics_steps.jsonl");
+  unsetenv("SSLD_PLUGIN_PATH");
+  EXPECT_EQ(interrupted, 3) << "both ranks stopped after a step and saved";
+  const std::string rank1 = ssld::test::read_file(dir / "runs" / "inside" / "ranks" / "rank1.log");
+  EXPECT_NE(rank1.find("stopped by a signal"), std::string::npos) << rank1;
+
+  std::vector<std::string> resume = args;
+  resume.push_back("--resume");
+  const RunResult resumed = ssld::test::run_program(kSsld, resume, env);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("results:"), std::string::npos) << "rank 0's results table on the terminal";
+  EXPECT_NE(resumed.err.find("2 ranks on 127.0.0.1:"), std::string::npos) << resumed.err;
+  EXPECT_EQ(lines_in(dir / "runs" / "inside" / "main" / "metrics_steps.jsonl"), 32);
+  EXPECT_EQ(max_difference(dir / "runs" / "outside" / "main" / "student.safetensors",
+                           dir / "runs" / "inside" / "main" / "student.safetensors"),
+            0.0);
+
+  // Inside a rank that torchrun started, the flag is refused rather than nesting launchers.
+  const RunResult nested = ssld::test::run_program(
+      kSsld, args, {{"SSLD_PLUGIN_PATH", kPluginPath}, {"RANK", "0"}, {"WORLD_SIZE", "1"}});
+  EXPECT_EQ(nested.exit_code, 2);
+  EXPECT_NE(nested.err.find("use one launcher"), std::string::npos) << nested.err;
+}
+
+// A rank that dies (kill -9 on rank 1) makes the launcher stop the others at once and exit with
+// that rank's status, instead of rank 0 waiting out the collective timeout.
+TEST(DistTrain, NprocPerNodeStopsTheOtherRanksWhenOneDies) {
+  TempDir dir;
+  dir.write("dies.toml", ce_config("dies", 50));
+  const std::string config = (dir / "dies.toml").string();
+  const pid_t launcher = fork();
+  if (launcher == 0) {
+    setenv("SSLD_PLUGIN_PATH", kPluginPath.c_str(), 1);
+    execl(kSsld.c_str(), kSsld.c_str(), "-q", "train", config.c_str(), "--nproc-per-node", "2", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_TRUE(wait_for_steps(dir / "runs" / "dies" / "main" / "metrics_steps.jsonl", 2, std::chrono::seconds(60)));
+  // The launcher's children, in start order: rank 0, rank 1.
+  const std::string children = ssld::test::read_file("/proc/" + std::to_string(launcher) + "/task/" +
+                                                     std::to_string(launcher) + "/children");
+  std::istringstream pids(children);
+  pid_t rank0 = 0, rank1 = 0;
+  pids >> rank0 >> rank1;
+  ASSERT_GT(rank1, 0) << "children: " << children;
+  const auto start = std::chrono::steady_clock::now();
+  kill(rank1, SIGKILL);
+  int status = 0;
+  waitpid(launcher, &status, 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGKILL) << "the dead rank's status";
+  EXPECT_LT(seconds, 15.0) << "[dist] timeout_s is 20: the launcher did not wait for it";
+  EXPECT_NE(kill(rank0, 0), 0) << "rank 0 is gone too";
 }
