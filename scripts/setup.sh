@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   python3-torch python3-torchvision python3-pil  # reference, peer and fixtures in tests
+  librsvg2-bin                       # rsvg-convert: the tests render every SVG ssld draws
   dataset-fashion-mnist              # the real data of the demo and the tests
 )
 missing=()

@@ -161,8 +161,10 @@ int main(int argc, char** argv) {
   features_app->add_option("--stage", features.stage, "which stage (default: the last)");
 
   ReportCommand report_command;
-  auto* report_app = app.add_subcommand("report", "rebuild a sweep's results.csv and results.md from its folder");
-  report_app->add_option("sweep_folder", report_command.sweep_folder, "the sweep's folder: <output_dir>/<run name>")
+  auto* report_app = app.add_subcommand(
+      "report", "rebuild a sweep's results.csv, results.md and plots, or a training run's plots, from its folder");
+  report_app->add_option("folder", report_command.sweep_folder,
+                         "a sweep's or a training run's folder: <output_dir>/<run name>")
       ->required();
 
   BenchDataCommand bench_data;

@@ -1,16 +1,39 @@
-// `ssld report SWEEP_DIR`: rebuilds a sweep's results.csv and results.md from its folder
-// (manifest.json and the runs' summaries) without running anything.
+// `ssld report FOLDER`: for a sweep's folder, rebuilds results.csv, results.md and its plots
+// from manifest.json and the runs' summaries; for a `ssld train` run folder, redraws every
+// stage's plots from its metrics files. Nothing is run.
 #include "cli/commands.hpp"
+#include "core/errors.hpp"
 #include "sweep/sweep_report.hpp"
+#include "train/run_plots.hpp"
 
 #include <filesystem>
 #include <iostream>
 
 namespace ssld::host {
 
+namespace {
+
+int report_train_run(const std::filesystem::path& folder) {
+  size_t stages = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (!entry.is_directory()) continue;
+    for (const auto& written : write_stage_plots(entry.path())) std::cout << "wrote " << written.string() << "\n";
+    stages += std::filesystem::exists(entry.path() / "metrics_epochs.jsonl") ||
+              std::filesystem::exists(entry.path() / "metrics_steps.jsonl");
+  }
+  if (stages == 0)
+    throw Error("'" + folder.string() + "' is neither a sweep's folder (no manifest.json) nor a training run's (no stage " +
+                "folder with metrics_steps.jsonl or metrics_epochs.jsonl)");
+  return 0;
+}
+
+}  // namespace
+
 int run_report(const ReportCommand& command) {
   std::filesystem::path folder = std::filesystem::absolute(command.sweep_folder).lexically_normal();
   if (!folder.has_filename()) folder = folder.parent_path();  // "runs/sweep/"
+  if (!std::filesystem::is_directory(folder)) throw Error("'" + folder.string() + "' is not a folder");
+  if (!std::filesystem::exists(folder / "manifest.json")) return report_train_run(folder);
   std::cout << write_sweep_report(folder) << "\nresults: " << (folder / "results.md").string() << ", "
             << (folder / "results.csv").string() << "\n";
   return 0;

@@ -95,7 +95,13 @@ int run_train(const TrainCommand& command) {
   for (size_t i = 0; i < planned.size(); ++i) rows.push_back(runner.run(planned[i], i + 1, planned.size(), diagnostics));
   if (!main_rank) return 0;
   const std::string table = results_table(rows);
-  write_file_atomically((run / "results.md").string(), "# " + setup->run.name + "\n\n" + table);
+  std::string plots = "\n## Plots\n\n";
+  for (const auto& stage : planned) {
+    const std::string name = stage.folder.filename().string();
+    plots += "- " + stage.stage.name + ": [loss](" + name + "/loss.svg), [learning rate](" + name +
+             "/lr.svg), [accuracy](" + name + "/accuracy.svg)\n";
+  }
+  write_file_atomically((run / "results.md").string(), "# " + setup->run.name + "\n\n" + table + plots);
   if (command.dry_run) {
     std::cout << "\n" << table << "\ndry run passed: " << planned.size() << " stage(s) built and trained for "
               << dry.steps << " steps each on generated images (nothing was kept)\n";

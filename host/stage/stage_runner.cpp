@@ -4,6 +4,7 @@
 #include "core/atomic_file.hpp"
 #include "core/bounded_input.hpp"
 #include "stage/assembly.hpp"
+#include "train/run_plots.hpp"
 #include "train/trainer.hpp"
 
 #include <spdlog/spdlog.h>
@@ -133,7 +134,10 @@ StageRow StageRunner::run(const PlannedStage& planned, size_t position, size_t c
   row.result = to_json(result);
   const nlohmann::json summary = {{"stage", stage.name}, {"losses", row.losses}, {"train_images", row.images},
                                   {"labels_used", row.labels}, {"result", row.result}};
-  if (options_.writes_files) write_file_atomically(summary_path.string(), summary.dump(2) + "\n");
+  if (options_.writes_files) {
+    write_file_atomically(summary_path.string(), summary.dump(2) + "\n");
+    write_stage_plots(folder);
+  }
   wait_for_rank0();  // later stages read this stage's weights and summary
   spdlog::info("stage {}: best top-1 {:.2f}% in {:.0f} s", stage.name, result.best_top1, result.seconds);
   return row;

@@ -2,7 +2,7 @@
 
 #include "core/atomic_file.hpp"
 #include "sweep/sweep_manifest.hpp"
-#include "sweep/sweep_plot.hpp"
+#include "log/svg_plot.hpp"
 
 #include <ssld/error.hpp>
 
@@ -270,7 +270,8 @@ std::string write_sweep_report(const fs::path& sweep_folder) {
   std::vector<Curve> curves;
   for (const auto& row : rows)
     if (!row.curve.empty()) curves.push_back(Curve{row.run.value("id", ""), row.curve});
-  write_file_atomically((sweep_folder / "curves.svg").string(), curves_plot(curves, "Validation top-1 (%) per epoch"));
+  write_file_atomically((sweep_folder / "curves.svg").string(),
+                        line_plot(curves, "Validation top-1 (%) per epoch", {"epoch", "top-1 (%)", 2}));
   return markdown;
 }
 

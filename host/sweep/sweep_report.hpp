@@ -3,7 +3,7 @@
 //   results.csv  one row per run: its axis values, seed, status and the last stage's results;
 //   results.md   the same table, then the runs grouped over seeds (mean and std of best top-1,
 //                best first), then the failed runs with their errors;
-//   top1.svg     the grouped best top-1 as a figure (sweep_plot.hpp);
+//   top1.svg     the grouped best top-1 as a figure (log/svg_plot.hpp);
 //   curves.svg   every run's validation top-1 after each epoch.
 #pragma once
 

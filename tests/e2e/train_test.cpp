@@ -76,6 +76,24 @@ TEST(Train, LearnsFashionMnistWellAboveChanceAndWritesItsRunFolder) {
                            "best.safetensors", "student.safetensors", "checkpoints/last.safetensors", "summary.json"})
     EXPECT_TRUE(std::filesystem::exists(folder / file)) << file;
   EXPECT_TRUE(std::filesystem::exists(dir / "runs" / "t" / "results.md"));
+  // Every run draws its stage's plots, results.md links them, each renders (rsvg-convert), and
+  // `ssld report RUN_FOLDER` draws the same bytes again.
+  const std::string results_md = ssld::test::read_file(dir / "runs" / "t" / "results.md");
+  for (const char* plot : {"loss.svg", "lr.svg", "accuracy.svg"}) {
+    EXPECT_NE(results_md.find(std::string("(main/") + plot + ")"), std::string::npos) << results_md;
+    const auto svg = folder / plot, png = dir / (std::string(plot) + ".png");
+    ASSERT_TRUE(std::filesystem::exists(svg)) << plot;
+    const RunResult rendered = ssld::test::run_program("/usr/bin/rsvg-convert", {"-o", png.string(), svg.string()});
+    EXPECT_EQ(rendered.exit_code, 0) << plot << ": " << rendered.err;
+    EXPECT_EQ(ssld::test::read_file(png).substr(1, 3), "PNG") << plot;
+  }
+  EXPECT_NE(ssld::test::read_file(folder / "loss.svg").find(">ce</text>"), std::string::npos) << "the ce term's line";
+  EXPECT_NE(ssld::test::read_file(folder / "accuracy.svg").find(">top-5</text>"), std::string::npos);
+  const std::string drawn = ssld::test::read_file(folder / "accuracy.svg");
+  std::filesystem::remove(folder / "accuracy.svg");
+  const RunResult redrawn = ssld::test::run_program(kSsld, {"report", (dir / "runs" / "t").string()});
+  EXPECT_EQ(redrawn.exit_code, 0) << redrawn.err;
+  EXPECT_EQ(ssld::test::read_file(folder / "accuracy.svg"), drawn);
   const double top1 = summary(dir, "main").at("result").at("best_top1").get<double>();
   EXPECT_GT(top1, 60.0) << "chance is 10%";
   EXPECT_NE(result.out.find("| main | small_cnn |"), std::string::npos) << result.out;

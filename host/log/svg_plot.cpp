@@ -1,4 +1,4 @@
-#include "sweep/sweep_plot.hpp"
+#include "log/svg_plot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -26,6 +26,14 @@ std::string xml_escaped(const std::string& text) {
 std::string number(double value, const char* format = "%.2f") {
   char text[32];
   std::snprintf(text, sizeof(text), format, value);
+  return text;
+}
+
+// A tick's label with as many decimals as the step needs (0.0005 -> 4).
+std::string tick_text(double value, double step) {
+  const int decimals = std::clamp(static_cast<int>(std::ceil(-std::log10(step) - 1e-9)), 0, 8);
+  char text[48];
+  std::snprintf(text, sizeof(text), "%.*f", decimals, std::abs(value) < step * 1e-6 ? 0.0 : value);
   return text;
 }
 
@@ -100,21 +108,26 @@ std::string top1_plot(const std::vector<PlotPoint>& points, const std::string& t
   return svg.str();
 }
 
-std::string curves_plot(const std::vector<Curve>& curves, const std::string& title) {
+std::string line_plot(const std::vector<Curve>& curves, const std::string& title, const LineAxes& axes) {
   static const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-  constexpr double kLeft = 60, kPlotWidth = 520, kLegendWidth = 300, kHeight = 380;
-  double low = 100, high = 0, last_epoch = 1;
+  constexpr double kLeft = 70, kPlotWidth = 520, kLegendWidth = 300, kHeight = 380;
+  double low = 0, high = 0, first_x = 0, last_x = 0;
+  bool any = false;
   for (const auto& curve : curves)
-    for (const auto& [epoch, top1] : curve.points) {
-      low = std::min(low, top1), high = std::max(high, top1);
-      last_epoch = std::max(last_epoch, epoch);
+    for (const auto& [x, y] : curve.points) {
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      if (!any) low = high = y, first_x = last_x = x;
+      low = std::min(low, y), high = std::max(high, y);
+      first_x = std::min(first_x, x), last_x = std::max(last_x, x);
+      any = true;
     }
-  if (low > high) low = 0, high = 100;
-  const double step = axis_range(low, high, 2);
+  if (!any) low = 0, high = 1, first_x = 0, last_x = 1;
+  const double step = axis_range(low, high, axes.min_y_span > 0 ? axes.min_y_span : std::max(1e-9, (high - low) * 0.1));
+  if (last_x <= first_x) last_x = first_x + 1;
   const double axis_y = kHeight - kBottom;
-  auto x_of = [&](double epoch) { return kLeft + (epoch - 1) / std::max(1.0, last_epoch - 1) * kPlotWidth; };
-  auto y_of = [&](double top1) { return axis_y - (top1 - low) / (high - low) * (axis_y - kTop); };
+  auto x_of = [&](double x) { return kLeft + (x - first_x) / (last_x - first_x) * kPlotWidth; };
+  auto y_of = [&](double y) { return axis_y - (y - low) / (high - low) * (axis_y - kTop); };
   const double legend_rows = static_cast<double>(curves.size()) * 16 + kTop + 10;
   std::ostringstream svg;
   svg << svg_header(kLeft + kPlotWidth + kLegendWidth, std::max(kHeight, legend_rows), title);
@@ -122,20 +135,24 @@ std::string curves_plot(const std::vector<Curve>& curves, const std::string& tit
     const std::string y = number(y_of(tick), "%.1f");
     svg << "<line x1=\"" << kLeft << "\" y1=\"" << y << "\" x2=\"" << kLeft + kPlotWidth << "\" y2=\"" << y
         << "\" stroke=\"#ddd\"/>\n<text x=\"" << kLeft - 6 << "\" y=\"" << y << "\" dy=\"4\" text-anchor=\"end\">"
-        << number(tick, step < 1 ? "%.1f" : "%.0f") << "</text>\n";
+        << tick_text(tick, step) << "</text>\n";
   }
-  const double epoch_step = std::max(1.0, tick_step(last_epoch - 1));
-  for (double epoch = 1; epoch <= last_epoch + 1e-9; epoch += epoch_step)
-    svg << "<text x=\"" << number(x_of(epoch), "%.1f") << "\" y=\"" << axis_y + 16 << "\" text-anchor=\"middle\">"
-        << number(epoch, "%.0f") << "</text>\n";
-  svg << "<text x=\"" << kLeft + kPlotWidth / 2 << "\" y=\"" << axis_y + 32 << "\" text-anchor=\"middle\">epoch</text>\n"
+  const double x_step = tick_step(last_x - first_x);
+  for (double x = std::ceil(first_x / x_step) * x_step; x <= last_x + x_step * 1e-6; x += x_step)
+    svg << "<text x=\"" << number(x_of(x), "%.1f") << "\" y=\"" << axis_y + 16 << "\" text-anchor=\"middle\">"
+        << tick_text(x, x_step) << "</text>\n";
+  svg << "<text x=\"" << kLeft + kPlotWidth / 2 << "\" y=\"" << axis_y + 32 << "\" text-anchor=\"middle\">"
+      << xml_escaped(axes.x_label) << "</text>\n"
+      << "<text x=\"14\" y=\"" << (kTop + axis_y) / 2 << "\" text-anchor=\"middle\" transform=\"rotate(-90 14 "
+      << (kTop + axis_y) / 2 << ")\">" << xml_escaped(axes.y_label) << "</text>\n"
       << "<line x1=\"" << kLeft << "\" y1=\"" << axis_y << "\" x2=\"" << kLeft + kPlotWidth << "\" y2=\"" << axis_y
       << "\" stroke=\"black\"/>\n";
   for (size_t i = 0; i < curves.size(); ++i) {
     const char* color = kColors[i % (sizeof(kColors) / sizeof(kColors[0]))];
     std::string points;
-    for (const auto& [epoch, top1] : curves[i].points)
-      points += (points.empty() ? "" : " ") + number(x_of(epoch), "%.1f") + "," + number(y_of(top1), "%.1f");
+    for (const auto& [x, y] : curves[i].points)
+      if (std::isfinite(x) && std::isfinite(y))
+        points += (points.empty() ? "" : " ") + number(x_of(x), "%.1f") + "," + number(y_of(y), "%.1f");
     svg << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.5\" points=\"" << points
         << "\"><title>" << xml_escaped(curves[i].label) << "</title></polyline>\n";
     const double legend_y = kTop + 16 * static_cast<double>(i);

@@ -1,8 +1,9 @@
-// A sweep's figures, as self-contained SVG (no plotting library):
+// Figures as self-contained SVG (no plotting library), for a sweep and for every training run:
 //   top1_plot: one row per group of runs (an assignment of the axes), its mean best top-1 as a
 //              dot and mean +- std as a bar, best first, so an ablation reads top to bottom like
 //              the grouped table beside it;
-//   curves_plot: the validation top-1 of every run after each epoch, one line per run.
+//   line_plot: lines over a shared x axis with a legend (a sweep's validation curves, a run's
+//              losses, learning rate and accuracies).
 #pragma once
 
 #include <cstddef>
@@ -20,12 +21,17 @@ struct PlotPoint {
 };
 
 struct Curve {
-  std::string label;  // the run's id
-  std::vector<std::pair<double, double>> points;  // (epoch, top-1 %)
+  std::string label;  // in the legend
+  std::vector<std::pair<double, double>> points;  // (x, y)
+};
+
+struct LineAxes {
+  std::string x_label, y_label;
+  double min_y_span = 0;  // a flat line still gets an axis this tall
 };
 
 // Deterministic text (the same points give the same bytes), for `ssld report` to rewrite.
 std::string top1_plot(const std::vector<PlotPoint>& points, const std::string& title);
-std::string curves_plot(const std::vector<Curve>& curves, const std::string& title);
+std::string line_plot(const std::vector<Curve>& curves, const std::string& title, const LineAxes& axes);
 
 }  // namespace ssld::host
