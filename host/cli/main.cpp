@@ -1,5 +1,6 @@
 // The `ssld` program: parses the command line, sets up logging, runs one subcommand, and
 // turns every user-facing error into one clear paragraph and a non-zero exit code.
+#include "cli/bash_completion.hpp"
 #include "cli/command_setup.hpp"
 #include "cli/commands.hpp"
 #include "core/atomic_file.hpp"
@@ -177,6 +178,10 @@ int main(int argc, char** argv) {
   bench_data_app->add_option("--steps", bench_data.steps, "batches per measurement")->capture_default_str()->check(CLI::PositiveNumber);
   bench_data_app->add_option("--max-threads", bench_data.max_threads, "measure 1..N threads (0: one per core)")->capture_default_str();
 
+  std::string completion_shell;
+  auto* completion_app = app.add_subcommand("completion", "print a shell completion script (bash)");
+  completion_app->add_option("shell", completion_shell, "the shell: bash")->required()->check(CLI::IsMember({"bash"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -191,6 +196,10 @@ int main(int argc, char** argv) {
     if (mine_app->parsed() && mine_ranks > 1) return run_as_local_ranks(mine.config, mine.overrides, mine_ranks, argc, argv);
     if (cache_teacher_app->parsed() && cache_teacher_ranks > 1)
       return run_as_local_ranks(cache_teacher.config, cache_teacher.overrides, cache_teacher_ranks, argc, argv);
+    if (completion_app->parsed()) {
+      std::cout << bash_completion(app);
+      return 0;
+    }
     if (plugins_app->parsed()) return run_plugins(plugins);
     if (check_app->parsed()) return run_check(check);
     if (bench_data_app->parsed()) return run_bench_data(bench_data);

@@ -54,6 +54,27 @@ TEST(Cli, VersionNamesTheAbiAndTheBuild) {
   EXPECT_NE(result.out.find("libtorch "), std::string::npos) << result.out;
 }
 
+// The bash completion script comes from the command line's own definitions: subcommands,
+// their options (past global options and their values), and config files for the positional.
+TEST(Cli, BashCompletionOffersSubcommandsOptionsAndConfigFiles) {
+  const RunResult script = ssld::test::run_program(kSsld, {"completion", "bash"});
+  ASSERT_EQ(script.exit_code, 0) << script.err;
+  ssld::test::TempDir dir;
+  dir.write("completion.bash", script.out);
+  dir.write("configs/run.toml", "");
+  dir.write("configs/notes.txt", "");
+  auto complete = [&](const std::string& words, int current) {
+    const std::string command = "cd " + ssld::test::shell_quote(dir.path().string()) + " && source completion.bash && "
+                                "COMP_WORDS=(" + words + ") && COMP_CWORD=" + std::to_string(current) +
+                                " && _ssld && echo \"${COMPREPLY[*]}\"";
+    return ssld::test::run_program("/bin/bash", {"-c", command}).out;
+  };
+  EXPECT_EQ(complete("ssld tr", 1), "train\n");
+  EXPECT_EQ(complete("ssld -q --log-level debug train --re", 5), "--resume --restart\n");
+  EXPECT_EQ(complete("ssld export x.toml --loss", 3), "--loss-state\n");
+  EXPECT_EQ(complete("ssld train configs/r", 2), "configs/run.toml\n");
+}
+
 TEST(Cli, VersionSaysHowManyThreadsItTakesAndWhy) {
   const RunResult omp = ssld::test::run_program(kSsld, {"--version"}, {{"OMP_NUM_THREADS", "1"}});
   ASSERT_EQ(omp.exit_code, 0) << omp.err;
