@@ -3,6 +3,7 @@
 // moment ago, its stdout and stderr in files. No torchrun needed in CI.
 #pragma once
 
+#include "dist/local_launch.hpp"
 #include "test_support.hpp"
 
 #include <chrono>
@@ -13,31 +14,10 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace ssld::test {
-
-// A TCP port on 127.0.0.1 that the kernel handed out just now (bind to port 0), so parallel
-// test runs do not collide.
-inline int free_loopback_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    if (fd >= 0) close(fd);
-    return 20000 + static_cast<int>(getpid() % 20000);
-  }
-  const int port = ntohs(address.sin_port);
-  close(fd);
-  return port;
-}
 
 class LaunchedRanks {
  public:
@@ -45,7 +25,7 @@ class LaunchedRanks {
   // unsets the variable). Output goes to <logs>/rank<R>.out and .err.
   LaunchedRanks(const std::string& program, const std::vector<std::string>& args, int world,
                 const std::filesystem::path& logs, const std::map<std::string, std::string>& env = {},
-                int port = free_loopback_port())
+                int port = host::free_loopback_port())
       : logs_(logs) {
     std::filesystem::create_directories(logs);
     for (int rank = 0; rank < world; ++rank) {

@@ -24,7 +24,17 @@ volatile std::sig_atomic_t pending_signal = 0;
 
 void remember_signal(int number) { pending_signal = number; }
 
-// A TCP port on 127.0.0.1 the kernel handed out just now (bound to port 0, then released).
+std::string this_program() {
+  std::vector<char> path(4096);
+  const ssize_t size = readlink("/proc/self/exe", path.data(), path.size() - 1);
+  if (size <= 0) throw Error("--nproc-per-node: cannot find this program's path (/proc/self/exe)");
+  return std::string(path.data(), static_cast<size_t>(size));
+}
+
+int exit_status_of_wait(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+}  // namespace
+
 int free_loopback_port() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -37,17 +47,6 @@ int free_loopback_port() {
   if (!bound) throw Error("--nproc-per-node: cannot find a free TCP port on 127.0.0.1 for the ranks' rendezvous");
   return ntohs(address.sin_port);
 }
-
-std::string this_program() {
-  std::vector<char> path(4096);
-  const ssize_t size = readlink("/proc/self/exe", path.data(), path.size() - 1);
-  if (size <= 0) throw Error("--nproc-per-node: cannot find this program's path (/proc/self/exe)");
-  return std::string(path.data(), static_cast<size_t>(size));
-}
-
-int exit_status_of_wait(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
-
-}  // namespace
 
 std::vector<std::string> without_nproc_flag(int argc, char** argv) {
   std::vector<std::string> args;

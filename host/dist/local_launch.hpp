@@ -17,6 +17,10 @@ namespace ssld::host {
 // `args`: the command line each rank runs, program name first. Returns the exit status.
 int run_local_ranks(int ranks, const std::vector<std::string>& args, const std::filesystem::path& logs);
 
+// A TCP port on 127.0.0.1 the kernel handed out just now (bound to port 0, then released), for a
+// rendezvous; throws ssld::Error when there is none.
+int free_loopback_port();
+
 // `argv` without the `--nproc-per-node N` / `--nproc-per-node=N` it was launched with.
 std::vector<std::string> without_nproc_flag(int argc, char** argv);
 
