@@ -6,6 +6,7 @@
 #include "sweep/sweep_report.hpp"
 #include "train/run_plots.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -14,14 +15,22 @@ namespace ssld::host {
 namespace {
 
 int report_train_run(const std::filesystem::path& folder) {
-  size_t stages = 0;
+  std::vector<std::filesystem::path> stages;
   for (const auto& entry : std::filesystem::directory_iterator(folder)) {
     if (!entry.is_directory()) continue;
     for (const auto& written : write_stage_plots(entry.path())) std::cout << "wrote " << written.string() << "\n";
-    stages += std::filesystem::exists(entry.path() / "metrics_epochs.jsonl") ||
-              std::filesystem::exists(entry.path() / "metrics_steps.jsonl");
+    if (std::filesystem::exists(entry.path() / "metrics_epochs.jsonl") ||
+        std::filesystem::exists(entry.path() / "metrics_steps.jsonl"))
+      stages.push_back(entry.path());
   }
-  if (stages == 0)
+  // The stages in the order they ran: by when each last wrote its step metrics.
+  std::sort(stages.begin(), stages.end(), [](const auto& a, const auto& b) {
+    std::error_code ignored;
+    return std::filesystem::last_write_time(a / "metrics_steps.jsonl", ignored) <
+           std::filesystem::last_write_time(b / "metrics_steps.jsonl", ignored);
+  });
+  for (const auto& written : write_run_plot(folder, stages)) std::cout << "wrote " << written.string() << "\n";
+  if (stages.empty())
     throw Error("'" + folder.string() + "' is neither a sweep's folder (no manifest.json) nor a training run's (no stage " +
                 "folder with metrics_steps.jsonl or metrics_epochs.jsonl)");
   return 0;

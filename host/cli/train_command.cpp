@@ -9,6 +9,7 @@
 #include "stage/dry_run.hpp"
 #include "stage/stage_plan.hpp"
 #include "stage/stage_runner.hpp"
+#include "train/run_plots.hpp"
 
 #include <ATen/Parallel.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -95,7 +96,11 @@ int run_train(const TrainCommand& command) {
   for (size_t i = 0; i < planned.size(); ++i) rows.push_back(runner.run(planned[i], i + 1, planned.size(), diagnostics));
   if (!main_rank) return 0;
   const std::string table = results_table(rows);
+  std::vector<std::filesystem::path> stage_folders;
+  for (const auto& stage : planned) stage_folders.push_back(stage.folder);
+  const bool run_plot = !write_run_plot(run, stage_folders).empty();
   std::string plots = "\n## Plots\n\n";
+  if (run_plot) plots += "- the run: [accuracy of every stage](accuracy.svg)\n";
   for (const auto& stage : planned) {
     const std::string name = stage.folder.filename().string();
     plots += "- " + stage.stage.name + ": [loss](" + name + "/loss.svg), [learning rate](" + name +

@@ -100,4 +100,22 @@ std::vector<std::filesystem::path> write_stage_plots(const std::filesystem::path
   return written;
 }
 
+std::vector<std::filesystem::path> write_run_plot(const std::filesystem::path& run_folder,
+                                                  const std::vector<std::filesystem::path>& stage_folders) {
+  std::vector<Curve> curves;
+  double epochs_before = 0;
+  for (const auto& folder : stage_folders) {
+    std::vector<Curve> top1 = curves_of(json_lines(folder / "metrics_epochs.jsonl"), "epoch", epochs_before + 1,
+                                        {{"top1", folder.filename().string() + " top-1"}});
+    if (top1.empty()) continue;
+    epochs_before = top1[0].points.back().first;
+    curves.push_back(std::move(top1[0]));
+  }
+  if (curves.empty()) return {};
+  const auto file = run_folder / "accuracy.svg";
+  write_file_atomically(file.string(), line_plot(curves, "Validation top-1 (%) of every stage, in order",
+                                                 {"epoch (counted on across the stages)", "top-1 (%)", 2}));
+  return {file};
+}
+
 }  // namespace ssld::host

@@ -17,6 +17,12 @@ namespace ssld::host {
 // when it has no metrics yet.
 std::vector<std::filesystem::path> write_stage_plots(const std::filesystem::path& stage_folder);
 
+// The run's figure: accuracy.svg in the run folder, each stage's validation top-1 per epoch as
+// one line (stages in their order, epochs counted on across them), so a distill-then-fine-tune
+// run reads left to right. Returns its path; nothing when no stage has metrics.
+std::vector<std::filesystem::path> write_run_plot(const std::filesystem::path& run_folder,
+                                                  const std::vector<std::filesystem::path>& stage_folders);
+
 // The figures' file names, for the links in results.md.
 inline const char* const kStagePlotFiles[] = {"loss.svg", "lr.svg", "accuracy.svg"};
 

@@ -159,6 +159,15 @@ train = { epochs = 1, lr = 0.005, warmup_epochs = 0.0 }
   EXPECT_GT(distill.at("best_top1").get<double>(), 25.0);  // learned from predictions alone; chance is 10%
   EXPECT_EQ(summary(dir, "distill").at("labels_used").get<int64_t>(), 0);
   EXPECT_EQ(summary(dir, "finetune").at("labels_used").get<int64_t>(), 2000);
+  // The run's own figure: every stage's top-1 in one plot, linked from results.md, rendering.
+  const auto run_plot = dir / "runs" / "t" / "accuracy.svg";
+  const std::string svg = ssld::test::read_file(run_plot);
+  for (const char* stage : {">teacher top-1<", ">distill top-1<", ">finetune top-1<"})
+    EXPECT_NE(svg.find(stage), std::string::npos) << stage;
+  EXPECT_NE(ssld::test::read_file(dir / "runs" / "t" / "results.md").find("(accuracy.svg)"), std::string::npos);
+  EXPECT_EQ(ssld::test::run_program("/usr/bin/rsvg-convert", {"-o", (dir / "run.png").string(), run_plot.string()})
+                .exit_code,
+            0);
   // The fine-tuning started from the distilled weights: after one epoch at a tiny learning
   // rate it is about as good as they were, not back near chance.
   std::ifstream epochs(dir / "runs" / "t" / "finetune" / "metrics_epochs.jsonl");
