@@ -6,6 +6,7 @@
 #include "weights/state_dict.hpp"
 
 #include <ssld/model.hpp>
+#include <ssld/teacher_support.hpp>
 
 #include <ATen/ATen.h>
 
@@ -135,4 +136,31 @@ TEST(CheckpointTeacher, AdapterResizesAndRenormalizesBeforeTheNetwork) {
   const at::Tensor expected = student->forward(adapted, {}).logits;
   EXPECT_LT(max_difference(teacher->forward(images, {}).logits, expected), 1e-6);
   EXPECT_EQ(teacher->named_state().size(), ssld::host::state_dict(*student).size());
+}
+
+// precision = "bf16" on the CPU: where the CPU has AVX512-BF16 or AMX the teacher runs in bf16
+// (its weights in bf16, its logits back in float32, close to fp32's); elsewhere it warns and
+// runs in fp32, giving fp32's logits exactly.
+TEST(CheckpointTeacher, Bf16RunsInBf16WhereTheCpuHasItAndFallsBackToFp32Elsewhere) {
+  PluginHost host;
+  auto student = host.component<ssld::Student>("type = \"small_cnn\"\nwidth = 8\ndepth = 2", 7);
+  const std::string weights = (host.dir() / "teacher.safetensors").string();
+  ssld::host::write_safetensors(weights, ssld::host::state_dict(*student), {{"format", "ssld-weights-1"}});
+  const std::string table = "type = \"checkpoint\"\nweights = \"" + weights +
+                            "\"\nstudent = { type = \"small_cnn\", width = 8, depth = 2 }\n";
+  auto fp32 = host.component<ssld::Teacher>(table);
+  auto bf16 = host.component<ssld::Teacher>(table + "precision = \"bf16\"\n");
+  const at::Tensor images = fixture_input();
+  const at::Tensor reference = fp32->forward(images, {}).logits, low = bf16->forward(images, {}).logits;
+  EXPECT_EQ(low.scalar_type(), at::kFloat);
+  bool any_bf16 = false;
+  for (const auto& [name, tensor] : bf16->named_state()) any_bf16 |= tensor.scalar_type() == at::kBFloat16;
+  EXPECT_EQ(any_bf16, ssld::cpu_has_bf16());
+  if (ssld::cpu_has_bf16()) {
+    const double scale = reference.abs().max().item<double>();
+    EXPECT_LT(max_difference(low, reference), 0.05 * scale) << "bf16 keeps about 3 significant digits";
+    EXPECT_GT(max_difference(low, reference), 0.0) << "and is not fp32";
+  } else {
+    EXPECT_EQ(max_difference(low, reference), 0.0);
+  }
 }
