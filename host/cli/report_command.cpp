@@ -16,8 +16,11 @@ namespace {
 
 int report_train_run(const std::filesystem::path& folder) {
   std::vector<std::filesystem::path> stages;
-  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
-    if (!entry.is_directory()) continue;
+  std::error_code error;
+  std::filesystem::directory_iterator entries(folder, error);
+  if (error) throw Error("cannot list '" + folder.string() + "': " + error.message());
+  for (const auto& entry : entries) {
+    if (!entry.is_directory(error)) continue;
     for (const auto& written : write_stage_plots(entry.path())) std::cout << "wrote " << written.string() << "\n";
     if (std::filesystem::exists(entry.path() / "metrics_epochs.jsonl") ||
         std::filesystem::exists(entry.path() / "metrics_steps.jsonl"))
