@@ -164,3 +164,26 @@ TEST(CheckpointTeacher, Bf16RunsInBf16WhereTheCpuHasItAndFallsBackToFp32Elsewher
     EXPECT_EQ(max_difference(low, reference), 0.0);
   }
 }
+
+// optimize: a frozen, optimized copy of the scripted teacher (torch::jit::freeze +
+// optimize_for_inference) gives the loaded module's logits and dict features within 1e-4, and
+// `off` runs it exactly as loaded; the loaded module's tensors stay what the guard checks.
+TEST(TorchScriptTeacher, FrozenAndOptimizedGivesTheSameLogitsAndFeatures) {
+  PluginHost host;
+  for (const std::string name : {"tensor", "tuple", "dict"}) {
+    const std::string table = "type = \"torchscript\"\npath = " + model(name) + "\nprobe_shape = [1, 28, 28]\n";
+    auto loaded = host.component<ssld::Teacher>(table + "optimize = \"off\"");
+    auto optimized = host.component<ssld::Teacher>(table + "optimize = \"on\"");
+    auto automatic = host.component<ssld::Teacher>(table);
+    const at::Tensor reference = loaded->forward(fixture_input(), {}).logits;
+    EXPECT_LT(max_difference(reference, from_json(fixtures().outputs[name]["logits"])), 1e-5) << name;
+    EXPECT_LT(max_difference(optimized->forward(fixture_input(), {}).logits, reference), 1e-4) << name;
+    EXPECT_LT(max_difference(automatic->forward(fixture_input(), {}).logits, reference), 1e-4) << name;
+    EXPECT_EQ(optimized->named_state().size(), 8u) << "the loaded module's tensors, for the teacher guard";
+  }
+  auto dict = host.component<ssld::Teacher>("type = \"torchscript\"\npath = " + model("dict") +
+                                            "\nprobe_shape = [1, 28, 28]\noptimize = \"on\"");
+  EXPECT_LT(max_difference(dict->forward(fixture_input(), {"embedding"}).features.at("embedding"),
+                           from_json(fixtures().outputs["dict"]["embedding"])),
+            1e-4);
+}
