@@ -142,8 +142,9 @@ int main(int argc, char** argv) {
   auto* mine_resume = mine_app->add_flag("--resume", mine.resume, "continue an interrupted run from its state.json");
   mine_app->add_flag("--restart", mine.restart, "delete earlier mining results and start over")->excludes(mine_resume);
 
-  CacheTeacherCommand cache_teacher;
   add_nproc(mine_app, mine_ranks);
+
+  CacheTeacherCommand cache_teacher;
   auto* cache_teacher_app = app.add_subcommand(
       "cache-teacher", "fill the [teacher_cache] store ahead of training: the teacher's soft labels for every epoch");
   cache_teacher_app->add_option("config", cache_teacher.config, "the config file (TOML) with a [teacher_cache]")->required();
@@ -176,7 +177,7 @@ int main(int argc, char** argv) {
   bench_data_app->add_option("--pipeline", bench_data.pipeline, "which pipeline: train or val")->capture_default_str()
       ->check(CLI::IsMember({"train", "val"}));
   bench_data_app->add_option("--steps", bench_data.steps, "batches per measurement")->capture_default_str()->check(CLI::PositiveNumber);
-  bench_data_app->add_option("--max-threads", bench_data.max_threads, "measure 1..N threads (0: one per core)")->capture_default_str();
+  bench_data_app->add_option("--max-threads", bench_data.max_threads, "measure 1..N threads (0: the CPU budget, as --version says)")->capture_default_str();
 
   std::string completion_shell;
   auto* completion_app = app.add_subcommand("completion", "print a shell completion script (bash)");

@@ -21,10 +21,9 @@ int report_train_run(const std::filesystem::path& folder) {
   if (error) throw Error("cannot list '" + folder.string() + "': " + error.message());
   for (const auto& entry : entries) {
     if (!entry.is_directory(error)) continue;
-    for (const auto& written : write_stage_plots(entry.path())) std::cout << "wrote " << written.string() << "\n";
-    if (std::filesystem::exists(entry.path() / "metrics_epochs.jsonl") ||
-        std::filesystem::exists(entry.path() / "metrics_steps.jsonl"))
-      stages.push_back(entry.path());
+    const auto written = write_stage_plots(entry.path());  // none for a folder without metrics
+    for (const auto& file : written) std::cout << "wrote " << file.string() << "\n";
+    if (!written.empty()) stages.push_back(entry.path());
   }
   // The stages in the order they ran: by when each last wrote its step metrics.
   std::sort(stages.begin(), stages.end(), [](const auto& a, const auto& b) {

@@ -1,6 +1,5 @@
 #include "log/logging.hpp"
 
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 

@@ -89,7 +89,7 @@ std::string top1_plot(const std::vector<PlotPoint>& points, const std::string& t
     const std::string x = number(x_of(tick), "%.1f");
     svg << "<line x1=\"" << x << "\" y1=\"" << kTop - 6 << "\" x2=\"" << x << "\" y2=\"" << axis_y
         << "\" stroke=\"#ddd\"/>\n<text x=\"" << x << "\" y=\"" << axis_y + 16 << "\" text-anchor=\"middle\">"
-        << number(tick, step < 1 ? "%.1f" : "%.0f") << "</text>\n";
+        << tick_text(tick, step) << "</text>\n";
   }
   for (size_t i = 0; i < points.size(); ++i) {
     const PlotPoint& point = points[i];

@@ -1,5 +1,7 @@
 #include "train/metrics_log.hpp"
 
+#include "core/errors.hpp"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -55,7 +57,9 @@ void MetricsLog::open_csv(const std::vector<std::pair<std::string, double>>& val
     std::filesystem::path aside;
     for (int n = 1; aside.empty() || std::filesystem::exists(aside); ++n)
       aside = csv_path_.parent_path() / ("metrics_epochs.before_resume." + std::to_string(n) + ".csv");
-    std::filesystem::rename(csv_path_, aside);
+    std::error_code error;
+    std::filesystem::rename(csv_path_, aside, error);
+    if (error) throw Error("cannot move " + csv_path_.string() + " aside to " + aside.string() + ": " + error.message());
     spdlog::warn("{} has other columns than this run writes ({} instead of {}): moved it to {} and started a new one",
                  csv_path_.string(), existing_header_, header, aside.string());
     existing_header_.clear();

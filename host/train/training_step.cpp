@@ -101,7 +101,8 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
   const at::Tensor images =
       settings.channels_last ? batch.images.contiguous(at::MemoryFormat::ChannelsLast) : batch.images;
   ModelOutput teacher_output;
-  if (teacher_source_ && teacher_read_) {
+  const bool teacher_runs = teacher_source_ && teacher_read_;
+  if (teacher_runs) {
     const auto start = timing_.now_after(batch.ids);
     teacher_output = teacher_source_->outputs(images, batch.ids, position, teacher_features_);
     timing_.add_teacher(start, timing_.now_after(teacher_output.logits));
@@ -113,7 +114,7 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
     const ModelOutput student_output = student.forward(images, student_features_);
     for (auto& term : components_.losses) {
       const LossOutput output = term.loss->compute(LossInputs{student_output,
-                                                              teacher_source_ && teacher_read_ ? &teacher_output : nullptr,
+                                                              teacher_runs ? &teacher_output : nullptr,
                                                               batch.labels, batch.label_mask, batch.mix_index,
                                                               batch.mix_lambda, &batch.ids});
       const at::Tensor value = output.value.to(at::kFloat);

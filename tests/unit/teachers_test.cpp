@@ -14,6 +14,12 @@
 
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <sstream>
+
 using ssld::test::PluginHost;
 
 namespace {
@@ -170,10 +176,17 @@ TEST(CheckpointTeacher, Bf16RunsInBf16WhereTheCpuHasItAndFallsBackToFp32Elsewher
 // `off` runs it exactly as loaded; the loaded module's tensors stay what the guard checks.
 TEST(TorchScriptTeacher, FrozenAndOptimizedGivesTheSameLogitsAndFeatures) {
   PluginHost host;
+  // The teacher's log says whether the optimized copy is in use.
+  std::ostringstream log;
+  const auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
   for (const std::string name : {"tensor", "tuple", "dict"}) {
     const std::string table = "type = \"torchscript\"\npath = " + model(name) + "\nprobe_shape = [1, 28, 28]\n";
     auto loaded = host.component<ssld::Teacher>(table + "optimize = \"off\"");
+    log.str("");
     auto optimized = host.component<ssld::Teacher>(table + "optimize = \"on\"");
+    EXPECT_NE(log.str().find("frozen + optimize_for_inference (logits within"), std::string::npos)
+        << name << ": the optimized copy is not in use: " << log.str();
     auto automatic = host.component<ssld::Teacher>(table);
     const at::Tensor reference = loaded->forward(fixture_input(), {}).logits;
     EXPECT_LT(max_difference(reference, from_json(fixtures().outputs[name]["logits"])), 1e-5) << name;
@@ -186,4 +199,6 @@ TEST(TorchScriptTeacher, FrozenAndOptimizedGivesTheSameLogitsAndFeatures) {
   EXPECT_LT(max_difference(dict->forward(fixture_input(), {"embedding"}).features.at("embedding"),
                            from_json(fixtures().outputs["dict"]["embedding"])),
             1e-4);
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
 }

@@ -28,13 +28,6 @@ class CrdLoss : public FeatureLoss {
     if (nce_m_ < 0 || nce_m_ >= 1) throw ssld::option_error(options, "nce_m", "nce_m must be in [0, 1)");
   }
 
- public:
-  ssld::NamedTensors named_buffers() override {
-    ssld::NamedTensors buffers = FeatureLoss::named_buffers();
-    if (row_ids_.defined()) buffers.emplace_back("row_ids", row_ids_);
-    return buffers;
-  }
-
  protected:
   void build(const std::vector<Shape>& student, const std::vector<Shape>& teacher) override {
     if (dataset_size_ < 1) refuse(0, student[0], teacher[0], "CRD needs the training set's size for its memory");
@@ -50,14 +43,13 @@ class CrdLoss : public FeatureLoss {
     memory_student_ = modules_.register_buffer("memory_student", torch::rand({dataset_size_, feat_dim_}) * 2 * stdv - stdv);
     memory_teacher_ = modules_.register_buffer("memory_teacher", torch::rand({dataset_size_, feat_dim_}) * 2 * stdv - stdv);
     // The NCE normalizers, set from the first batch (-1 until then), and the number of batches
-    // seen, which seeds each batch's negatives: both saved, so a resumed run draws the same.
+    // seen, which seeds each batch's negatives: all saved, so a resumed run draws the same.
     z_student_ = modules_.register_buffer("z_student", torch::full({}, -1.0));
     z_teacher_ = modules_.register_buffer("z_teacher", torch::full({}, -1.0));
-    batches_ = modules_.register_buffer("batches", torch::zeros({}, torch::kInt64));
+    batches_ = host_buffer("batches", torch::zeros({}, torch::kInt64));
     // Sample ids are stable keys, not row numbers (a folder dataset hashes paths): row r holds
-    // the sample whose id is row_ids[r], rows given out in the order ids first appear. Kept on
-    // the CPU (not a module buffer, so to(device) leaves it) and saved with the buffers.
-    row_ids_ = torch::full({dataset_size_}, -1, torch::kInt64);
+    // the sample whose id is row_ids[r], rows given out in the order ids first appear.
+    row_ids_ = host_buffer("row_ids", torch::full({dataset_size_}, -1, torch::kInt64));
   }
 
   Tensor term(const std::vector<Tensor>& s, const std::vector<Tensor>& t, const ssld::LossInputs& inputs) override {
@@ -72,8 +64,12 @@ class CrdLoss : public FeatureLoss {
     const Tensor v_teacher = F::normalize(embed_teacher_->forward(t[0].flatten(1)), F::NormalizeFuncOptions().dim(1));
     const Tensor rows = contrast_rows(own_rows).to(v_student.device());
     // The student's embedding against the teacher's memory and the other way round.
-    const Tensor out_student = scores(memory_teacher_, rows, v_student, z_student_);
-    const Tensor out_teacher = scores(memory_student_, rows, v_teacher, z_teacher_);
+    // The normalizers are set once, from the first batch (or restored): read them from the
+    // device only until then.
+    const bool set_z = !z_known_ && z_student_.item<double>() < 0;
+    z_known_ = true;
+    const Tensor out_student = scores(memory_teacher_, rows, v_student, z_student_, set_z);
+    const Tensor out_teacher = scores(memory_student_, rows, v_teacher, z_teacher_, set_z);
     const Tensor loss = nce_loss(out_student) + nce_loss(out_teacher);
     if (modules_.is_training()) {  // an evaluation pass leaves the memories and the draws alone
       update(memory_student_, own_rows.to(v_student.device()), v_student);
@@ -122,10 +118,10 @@ class CrdLoss : public FeatureLoss {
     return rows;
   }
   // exp(<memory row, v> / T) / Z, with Z = mean * dataset size fixed at the first batch.
-  Tensor scores(const Tensor& memory, const Tensor& rows, const Tensor& v, Tensor& z) {
+  Tensor scores(const Tensor& memory, const Tensor& rows, const Tensor& v, Tensor& z, bool set_z) {
     const Tensor weights = memory.index_select(0, rows.reshape({-1})).view({rows.size(0), rows.size(1), feat_dim_});
     const Tensor out = torch::bmm(weights, v.unsqueeze(2)).squeeze(2).div(nce_t_).exp();
-    if (z.item<double>() < 0) z.fill_(out.detach().mean().item<double>() * static_cast<double>(dataset_size_));
+    if (set_z) z.fill_(out.detach().mean().item<double>() * static_cast<double>(dataset_size_));
     return out / z.to(out.scalar_type());
   }
   // The NCE loss with a uniform noise distribution P_n = 1 / dataset size: -[log D(positive) +
@@ -151,6 +147,7 @@ class CrdLoss : public FeatureLoss {
   Tensor memory_student_, memory_teacher_, z_student_, z_teacher_, batches_, row_ids_;
   std::unordered_map<int64_t, int64_t> row_of_id_;
   int64_t cached_version_ = -1;
+  bool z_known_ = false;  // the normalizers hold their value (set or restored)
 };
 
 }  // namespace

@@ -72,7 +72,16 @@ void FeatureLoss::build(const std::vector<Shape>& student, const std::vector<Sha
 }
 
 ssld::NamedTensors FeatureLoss::named_parameters() { return pairs_of(modules_.named_parameters()); }
-ssld::NamedTensors FeatureLoss::named_buffers() { return pairs_of(modules_.named_buffers()); }
+ssld::NamedTensors FeatureLoss::named_buffers() {
+  ssld::NamedTensors buffers = pairs_of(modules_.named_buffers());
+  buffers.insert(buffers.end(), host_buffers_.begin(), host_buffers_.end());
+  return buffers;
+}
+
+at::Tensor FeatureLoss::host_buffer(const std::string& name, at::Tensor value) {
+  host_buffers_.emplace_back(name, value);
+  return value;
+}
 
 void FeatureLoss::refuse(size_t i, const Shape& s, const Shape& t, const std::string& why) const {
   throw ssld::Error("student feature '" + student_[i] + "' " + ssld::shape_text(s) + " and teacher feature '" +

@@ -55,6 +55,9 @@ class FeatureLoss : public ssld::Loss {
   }
 
   [[noreturn]] void refuse(size_t i, const Shape& s, const Shape& t, const std::string& why) const;
+  // State that stays on the CPU whatever the device (counters, an id map), so the host reads it
+  // every step without waiting on the device; saved and restored with the module's buffers.
+  at::Tensor host_buffer(const std::string& name, at::Tensor value);
 
   std::vector<std::string> student_, teacher_;
   double factor_;
@@ -64,6 +67,7 @@ class FeatureLoss : public ssld::Loss {
  private:
   bool connect_;
   bool prepared_ = false;
+  ssld::NamedTensors host_buffers_;
   std::vector<torch::nn::Sequential> connectors_;  // one per pair when connect_
 };
 

@@ -76,7 +76,7 @@ class ReviewKdLoss : public FeatureLoss {
                                                Abf(student[i][1], mid, teacher[i][1], fuse)));
       out_sizes_.push_back({as_map(teacher[i])[2], as_map(teacher[i])[3]});
     }
-    steps_ = modules_.register_buffer("steps", torch::zeros({}, torch::kInt64));
+    steps_ = host_buffer("steps", torch::zeros({}, torch::kInt64));
   }
 
   Tensor term(const std::vector<Tensor>& s, const std::vector<Tensor>& t, const ssld::LossInputs&) override {

@@ -175,7 +175,12 @@ class TorchScriptTeacher : public ssld::Teacher {
                                                  std::to_string(difference) + "; keeping the module as loaded");
         return;
       }
-      if (always) return;
+      if (always) {
+        char line[120];
+        std::snprintf(line, sizeof(line), "frozen + optimize_for_inference (logits within %.1e): using it", difference);
+        context.log(ssld::LogLevel::Info, line);
+        return;
+      }
       auto images_per_second = [&](bool use_frozen) {
         model_.run_with(use_frozen ? std::optional<torch::jit::Module>(frozen) : std::nullopt);
         model_.run(probe, {});  // warm-up (the optimized graph specializes on its first calls)
