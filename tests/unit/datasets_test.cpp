@@ -83,6 +83,13 @@ TEST(IdxDataset, MismatchedLabelsAndBadFilesAreReported) {
   // Sizes whose product overflows before a zero size brings it back (found by the idx fuzz target).
   host.dir().write("wraps.idx", std::string("\0\0\x08\x03", 4) + std::string(8, '\xff') + std::string(4, '\0'));
   EXPECT_NE(problem_of("wraps.idx").find("sizes overflow"), std::string::npos) << problem_of("wraps.idx");
+  // A header of zero images, or of images without pixels (found by the idx fuzz target).
+  host.dir().write("empty.idx", std::string("\0\0\x08\x03\0\0\0\0\0\0\0\x1c\0\0\0\x1c", 16));
+  EXPECT_NE(problem_of("empty.idx").find("holds no images (0 of 28x28 pixels)"), std::string::npos)
+      << problem_of("empty.idx");
+  host.dir().write("flat.idx", std::string("\0\0\x08\x03\0\0\0\x02\0\0\0\0\0\0\0\x1c", 16));
+  EXPECT_NE(problem_of("flat.idx").find("holds no images (2 of 0x28 pixels)"), std::string::npos)
+      << problem_of("flat.idx");
   host.dir().write("short.idx", std::string("\0\0\x08\x03\0\0\0\x02\0\0\0\x1c\0\0\0\x1c", 16) + std::string(100, 'x'));
   EXPECT_NE(problem_of("short.idx").find("holds 116 bytes, but its header describes 1584"), std::string::npos)
       << problem_of("short.idx");

@@ -93,6 +93,11 @@ class IdxDataset : public ssld::Dataset {
       : images_path_(options.get_string("images")), class_names_(options.get_string_list("class_names")) {
     const std::vector<uint8_t> images = read_maybe_gzipped(images_path_);
     const auto shape = idx_shape(images, images_path_, 3);
+    // An empty set or images of no pixels: nothing to train on (and no pixel buffer to copy
+    // into; found by the idx fuzz target, UBSan).
+    if (shape[0] == 0 || shape[1] == 0 || shape[2] == 0)
+      throw ssld::Error("'" + images_path_ + "' holds no images (" + std::to_string(shape[0]) + " of " +
+                        std::to_string(shape[1]) + "x" + std::to_string(shape[2]) + " pixels)");
     images_ = at::empty({shape[0], shape[1], shape[2], 1}, at::kByte);
     std::memcpy(images_.data_ptr<uint8_t>(), images.data() + 16, images.size() - 16);
     if (options.has("labels")) {
