@@ -12,6 +12,8 @@
 
 #include <iostream>
 #include <map>
+#include <set>
+#include <sstream>
 
 using ssld::test::PluginHost;
 
@@ -28,6 +30,28 @@ class Augmentations : public ::testing::Test {
   const ssld::Augmentation& make(const std::string& table) {
     pipelines_.push_back(host_.pipeline("[[data.train.sources]]\ntype = \"stalling\"\n[[data.train.augment]]\n" + table));
     return *pipelines_.back()->augmentations.at(0).augmentation;
+  }
+
+  // Images to compare with PIL on: noise (the hardest case), a smooth RGB gradient with sharp
+  // edges, and real ones: three Fashion-MNIST items (one channel) and one tiled to 133 x 140.
+  std::vector<at::Tensor> test_images() {
+    std::vector<at::Tensor> images;
+    at::manual_seed(5);
+    images.push_back(at::randint(0, 256, {37, 53, 3}, at::kLong).to(at::kByte));
+    const at::Tensor y = at::arange(61, at::kFloat).view({61, 1, 1}), x = at::arange(90, at::kFloat).view({1, 90, 1});
+    const at::Tensor channel = at::arange(3, at::kFloat).view({1, 1, 3});
+    images.push_back(
+        ((y * 3 + x * 2 + channel * 40).remainder(256) * ((x.floor_divide(9) + y.floor_divide(7)).remainder(2) * 0.5 + 0.5))
+            .clamp(0, 255)
+            .to(at::kByte));
+    auto fmnist = host_.pipeline(
+        "[data.val]\nbatch_size = 4\n[[data.val.sources]]\ntype = \"idx\"\nimages = "
+        "\"/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\"\nsubset = { range = [0, 3] }\n",
+        "val");
+    EXPECT_TRUE(fmnist);
+    for (int64_t i = 0; i < 3; ++i) images.push_back(fmnist->samples->prepare(ssld::SampleRef{0, i, 0}).image.contiguous());
+    images.push_back(images[2].repeat({5, 5, 1}).slice(0, 0, 133).contiguous());
+    return images;
   }
 
   PluginHost host_;
@@ -126,22 +150,7 @@ TEST_F(Augmentations, BadOptionsAreReportedAtTheirLine) {
 // makes them equal here.
 TEST_F(Augmentations, ResizeAndCenterCropMatchTorchvisionOnPilImages) {
   ssld::NamedTensors inputs;
-  std::vector<at::Tensor> images;
-  at::manual_seed(5);
-  images.push_back(at::randint(0, 256, {37, 53, 3}, at::kLong).to(at::kByte));  // noise: the hardest case
-  // A smooth gradient with sharp edges, RGB.
-  const at::Tensor y = at::arange(61, at::kFloat).view({61, 1, 1}), x = at::arange(90, at::kFloat).view({1, 90, 1});
-  const at::Tensor channel = at::arange(3, at::kFloat).view({1, 1, 3});
-  images.push_back(((y * 3 + x * 2 + channel * 40).remainder(256) * ((x.floor_divide(9) + y.floor_divide(7)).remainder(2) * 0.5 + 0.5))
-                       .clamp(0, 255).to(at::kByte));
-  // Real images: Fashion-MNIST items (one channel), alone and tiled to 150x150-ish.
-  auto fmnist = host_.pipeline(
-      "[data.val]\nbatch_size = 4\n[[data.val.sources]]\ntype = \"idx\"\nimages = "
-      "\"/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\"\nsubset = { range = [0, 3] }\n",
-      "val");
-  ASSERT_TRUE(fmnist);
-  for (int64_t i = 0; i < 3; ++i) images.push_back(fmnist->samples->prepare(ssld::SampleRef{0, i, 0}).image.contiguous());
-  images.push_back(images[2].repeat({5, 5, 1}).slice(0, 0, 133).contiguous());  // 133 x 140, one channel
+  const std::vector<at::Tensor> images = test_images();
   for (size_t i = 0; i < images.size(); ++i) inputs.emplace_back("image." + std::to_string(i), images[i]);
 
   const std::vector<std::string> filters = {"nearest", "bilinear", "bicubic", "box", "hamming", "lanczos"};
@@ -205,4 +214,69 @@ TEST_F(Augmentations, ResizeAndCenterCropMatchTorchvisionOnPilImages) {
   for (const auto& [name, numbers] : worst)
     std::cout << name << ": worst mean |difference| " << numbers.first << ", worst max " << numbers.second << "\n";
   EXPECT_EQ(worst.size(), filters.size() + 1);
+}
+
+// randaugment's rotate, shear and translate give the pixels of timm's PIL calls (Image.rotate and
+// Image.transform(AFFINE), which torchvision 0.14's RandAugment also runs on PIL images) for
+// each filter, fill and several magnitudes, on the same images as above.
+TEST_F(Augmentations, RandAugmentGeometricOperationsMatchPilPixelForPixel) {
+  ssld::NamedTensors inputs;
+  const std::vector<at::Tensor> images = test_images();
+  for (size_t i = 0; i < images.size(); ++i) inputs.emplace_back("image." + std::to_string(i), images[i]);
+  const std::vector<std::string> ops = {"Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"};
+  const std::vector<std::string> filters = {"nearest", "bilinear", "bicubic"};
+  struct Job {
+    size_t image, op, filter;
+    double magnitude;
+    int64_t fill;
+  };
+  std::vector<Job> jobs;
+  for (size_t i = 0; i < images.size(); ++i)
+    for (size_t op = 0; op < ops.size(); ++op)
+      for (size_t f = 0; f < filters.size(); ++f)
+        for (double magnitude : {1.0, 4.5, 9.0, 10.0}) jobs.push_back({i, op, f, magnitude, (i + op + f) % 2 ? 128 : 7});
+  for (size_t j = 0; j < jobs.size(); ++j)
+    inputs.emplace_back("job." + std::to_string(j),
+                        at::tensor({static_cast<double>(jobs[j].image), static_cast<double>(jobs[j].op),
+                                    jobs[j].magnitude, static_cast<double>(jobs[j].filter),
+                                    static_cast<double>(jobs[j].fill)},
+                                   at::kDouble));
+  ssld::test::TempDir dir;
+  ssld::host::write_torch_file((dir / "in.pth").string(), inputs);
+  const auto run = ssld::test::run_program("/usr/bin/python3",
+                                           {SSLD_SOURCE_DIR "/tests/unit/fixtures/pil_affine_reference.py",
+                                            (dir / "in.pth").string(), (dir / "out.pth").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const ssld::NamedTensors reference = ssld::host::read_torch_file((dir / "out.pth").string());
+  std::map<std::string, at::Tensor> want(reference.begin(), reference.end());
+
+  std::map<std::string, int64_t> worst;  // per filter: the largest difference from PIL
+  size_t both_signs = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const Job& job = jobs[j];
+    std::ostringstream table;
+    table << "type = \"randaugment\"\nnum_ops = 1\np = 1.0\nmagnitude_std = 0.0\nmagnitude = " << job.magnitude
+          << "\nops = [\"" << ops[job.op] << "\"]\ninterpolation = \"" << filters[job.filter]
+          << "\"\nfill = " << job.fill << "\n";
+    const ssld::Augmentation& augmentation = make(table.str());
+    std::set<std::string> signs;
+    for (uint64_t sample = 0; sample < 8; ++sample) {  // the sign is drawn: both must turn up
+      auto r = rng(sample);
+      const at::Tensor got = augmentation.apply(images[job.image], r);
+      int64_t best = INT64_MAX;
+      std::string sign;
+      for (const char* suffix : {"plus", "minus"}) {
+        const at::Tensor& expected = want.at("out." + std::to_string(j) + "." + suffix);
+        ASSERT_EQ(got.sizes(), expected.sizes()) << table.str();
+        const int64_t max = (got.to(at::kInt) - expected.to(at::kInt)).abs().max().item<int64_t>();
+        if (max < best) best = max, sign = suffix;
+      }
+      EXPECT_EQ(best, 0) << table.str() << "of image " << job.image;
+      worst[filters[job.filter]] = std::max(worst[filters[job.filter]], best);
+      signs.insert(sign);
+    }
+    both_signs += signs.size() == 2;
+  }
+  for (const auto& [name, max] : worst) std::cout << name << ": worst max |difference| from PIL " << max << "\n";
+  EXPECT_GT(both_signs, jobs.size() / 2);
 }

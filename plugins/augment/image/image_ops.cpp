@@ -271,3 +271,149 @@ cv::Mat grayscale_like(const cv::Mat& image) {
 }
 
 }  // namespace ssld::augment
+
+namespace ssld::augment {
+namespace {
+
+// Pillow's Geometry.c coordinate rules: COORD truncates towards zero but maps negatives to -1,
+// FLOOR is a true floor.
+int coord(double v) { return v < 0.0 ? -1 : static_cast<int>(v); }
+int floor_int(double v) { return v < 0.0 ? static_cast<int>(std::floor(v)) : static_cast<int>(v); }
+
+struct Plane {  // a uint8 HWC image, read as PIL reads it
+  const uint8_t* data;
+  int height, width, channels;
+  uint8_t at(int y, int x, int c) const { return data[(static_cast<int64_t>(y) * width + x) * channels + c]; }
+  int clip_x(int x) const { return x < 0 ? 0 : x < width ? x : width - 1; }
+};
+
+double bilinear_tap(double a, double b, double d) { return a + (b - a) * d; }
+double bicubic_tap(double v1, double v2, double v3, double v4, double d) {
+  const double p1 = v2, p2 = -v1 + v3, p3 = 2 * (v1 - v2) + v3 - v4, p4 = -v1 + v2 - v3 + v4;
+  return p1 + d * (p2 + d * (p3 + d * p4));
+}
+
+// bilinear_filter32RGB / bicubic_filter32RGB: false when (xin, yin) lies outside the input.
+bool filter_sample(const Plane& in, double xin, double yin, bool cubic, uint8_t* out) {
+  if (xin < 0.0 || xin >= in.width || yin < 0.0 || yin >= in.height) return false;
+  xin -= 0.5;
+  yin -= 0.5;
+  int x = floor_int(xin), y = floor_int(yin);
+  const double dx = xin - x, dy = yin - y;
+  const auto row_in = [&](int row) { return row >= 0 && row < in.height; };
+  for (int c = 0; c < in.channels; ++c) {
+    if (!cubic) {
+      const int x0 = in.clip_x(x), x1 = in.clip_x(x + 1), top = std::clamp(y, 0, in.height - 1);
+      const double v1 = bilinear_tap(in.at(top, x0, c), in.at(top, x1, c), dx);
+      const double v2 = row_in(y + 1) ? bilinear_tap(in.at(y + 1, x0, c), in.at(y + 1, x1, c), dx) : v1;
+      out[c] = static_cast<uint8_t>(bilinear_tap(v1, v2, dy));
+      continue;
+    }
+    const int xs[4] = {in.clip_x(x - 1), in.clip_x(x), in.clip_x(x + 1), in.clip_x(x + 2)};
+    const auto row = [&](int r) {
+      return bicubic_tap(in.at(r, xs[0], c), in.at(r, xs[1], c), in.at(r, xs[2], c), in.at(r, xs[3], c), dx);
+    };
+    double v[4];
+    v[0] = row(std::clamp(y - 1, 0, in.height - 1));
+    for (int k = 1; k < 4; ++k) v[k] = row_in(y - 1 + k) ? row(y - 1 + k) : v[k - 1];
+    const double value = bicubic_tap(v[0], v[1], v[2], v[3], dy);
+    out[c] = value <= 0.0 ? 0 : value >= 255.0 ? 255 : static_cast<uint8_t>(value);
+  }
+  return true;
+}
+
+bool fits_fixed_point(const std::array<double, 6>& a, int x, int y) {
+  return std::fabs(x * a[0] + y * a[1] + a[2]) < 32768.0 && std::fabs(x * a[3] + y * a[4] + a[5]) < 32768.0;
+}
+
+// ImagingTransformAffine's nearest paths, in the order PIL picks them.
+void nearest_affine(const Plane& in, const std::array<double, 6>& a, uint8_t* out) {
+  const int w = in.width, h = in.height, c = in.channels;
+  const auto put = [&](int y, int x, int yin, int xin) {
+    std::memcpy(out + (static_cast<int64_t>(y) * w + x) * c, in.data + (static_cast<int64_t>(yin) * w + xin) * c,
+                static_cast<size_t>(c));
+  };
+  if (a[1] == 0 && a[3] == 0) {  // ImagingScaleAffine: positions accumulated in floating point
+    std::vector<int> columns(static_cast<size_t>(w), -1);
+    double xo = a[2] + a[0] * 0.5;
+    for (int x = 0; x < w; ++x, xo += a[0]) {
+      const int xin = coord(xo);
+      if (xin >= 0 && xin < w) columns[x] = xin;
+    }
+    double yo = a[5] + a[4] * 0.5;
+    for (int y = 0; y < h; ++y, yo += a[4]) {
+      const int yin = coord(yo);
+      if (yin < 0 || yin >= h) continue;
+      for (int x = 0; x < w; ++x)
+        if (columns[x] >= 0) put(y, x, yin, columns[x]);
+    }
+    return;
+  }
+  if (fits_fixed_point(a, 0, 0) && fits_fixed_point(a, w, h) && fits_fixed_point(a, 0, h) &&
+      fits_fixed_point(a, w, 0)) {  // affine_fixed: 16.16 fixed point
+    const auto fix = [](double v) { return floor_int(v * 65536.0 + 0.5); };
+    const int a0 = fix(a[0]), a1 = fix(a[1]), a3 = fix(a[3]), a4 = fix(a[4]);
+    int a2 = fix(a[2] + a[0] * 0.5 + a[1] * 0.5), a5 = fix(a[5] + a[3] * 0.5 + a[4] * 0.5);
+    for (int y = 0; y < h; ++y, a2 += a1, a5 += a4) {
+      int xx = a2, yy = a5;
+      for (int x = 0; x < w; ++x, xx += a0, yy += a3) {
+        const int xin = xx >> 16, yin = yy >> 16;  // arithmetic shifts: floors, as in C on PIL's platforms
+        if (xin >= 0 && xin < w && yin >= 0 && yin < h) put(y, x, yin, xin);
+      }
+    }
+    return;
+  }
+  double xo = a[2] + a[1] * 0.5 + a[0] * 0.5, yo = a[5] + a[4] * 0.5 + a[3] * 0.5;
+  for (int y = 0; y < h; ++y, xo += a[1], yo += a[4]) {
+    double xx = xo, yy = yo;
+    for (int x = 0; x < w; ++x, xx += a[0], yy += a[3]) {
+      const int xin = coord(xx), yin = coord(yy);
+      if (xin >= 0 && xin < w && yin >= 0 && yin < h) put(y, x, yin, xin);
+    }
+  }
+}
+
+}  // namespace
+
+at::Tensor affine_transform(const at::Tensor& image, const std::array<double, 6>& a, Interpolation interpolation,
+                            uint8_t fill) {
+  if (interpolation != Interpolation::Nearest && interpolation != Interpolation::Bilinear &&
+      interpolation != Interpolation::Bicubic)
+    throw Error("affine transforms resample with nearest, bilinear or bicubic only (as PIL)");
+  const at::Tensor source = image.contiguous();
+  const Plane in{source.data_ptr<uint8_t>(), static_cast<int>(source.size(0)), static_cast<int>(source.size(1)),
+                 static_cast<int>(source.size(2))};
+  at::Tensor result = new_image(in.height, in.width, in.channels).fill_(fill);
+  uint8_t* out = result.data_ptr<uint8_t>();
+  if (interpolation == Interpolation::Nearest) {
+    nearest_affine(in, a, out);
+    return result;
+  }
+  const bool cubic = interpolation == Interpolation::Bicubic;
+  for (int y = 0; y < in.height; ++y)
+    for (int x = 0; x < in.width; ++x) {
+      const double xin = x + 0.5, yin = y + 0.5;
+      filter_sample(in, a[0] * xin + a[1] * yin + a[2], a[3] * xin + a[4] * yin + a[5], cubic,
+                    out + (static_cast<int64_t>(y) * in.width + x) * in.channels);
+    }
+  return result;
+}
+
+at::Tensor rotate(const at::Tensor& image, double degrees, Interpolation interpolation, uint8_t fill) {
+  // Image.rotate's matrix: the inverse rotation about (w / 2, h / 2), its terms rounded to 15
+  // decimals as Python's round() does.
+  degrees = std::fmod(degrees, 360.0);
+  if (degrees < 0) degrees += 360.0;
+  if (degrees == 0.0) return image.contiguous().clone();
+  if (degrees == 180.0) return image.flip({0, 1}).contiguous();
+  const double angle = -degrees * M_PI / 180.0;
+  const auto round15 = [](double v) { return std::round(v * 1e15) / 1e15; };
+  const double cx = image.size(1) / 2.0, cy = image.size(0) / 2.0;
+  std::array<double, 6> a = {round15(std::cos(angle)), round15(std::sin(angle)), 0.0,
+                             round15(-std::sin(angle)), round15(std::cos(angle)), 0.0};
+  a[2] = a[0] * -cx + a[1] * -cy + a[2] + cx;
+  a[5] = a[3] * -cx + a[4] * -cy + a[5] + cy;
+  return affine_transform(image, a, interpolation, fill);
+}
+
+}  // namespace ssld::augment

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 #include <opencv2/core.hpp>
 
+#include <array>
 #include <utility>
 
 namespace ssld::augment {
@@ -23,6 +24,17 @@ enum class Interpolation { Nearest, Bilinear, Bicubic, Box, Hamming, Lanczos };
 // before the vertical one; nearest takes source pixel floor((i + 0.5) * in / out). Pixel-exact
 // with PIL (tests/unit/augmentations_test.cpp).
 at::Tensor resize(const at::Tensor& image, int64_t height, int64_t width, Interpolation interpolation);
+// PIL's Image.transform(size, AFFINE, a, resample, fillcolor=fill) (what timm's and torchvision
+// 0.14's geometric RandAugment operations run on PIL images): output pixel (x, y) samples the
+// input at (a0 x' + a1 y' + a2, a3 x' + a4 y' + a5), x' = x + 0.5, with PIL's nearest (its scale,
+// 16.16 fixed-point and floating paths), bilinear and bicubic filters; samples outside the input
+// are `fill`. Other filters are refused, as PIL refuses them.
+at::Tensor affine_transform(const at::Tensor& image, const std::array<double, 6>& a, Interpolation interpolation,
+                            uint8_t fill);
+// PIL's Image.rotate(degrees, resample, fillcolor=fill): counter-clockwise about the center,
+// same size.
+at::Tensor rotate(const at::Tensor& image, double degrees, Interpolation interpolation, uint8_t fill);
+
 // Rows [top, top + height) and columns [left, left + width); areas outside the image are `fill`.
 at::Tensor crop(const at::Tensor& image, int64_t top, int64_t left, int64_t height, int64_t width, uint8_t fill = 0);
 

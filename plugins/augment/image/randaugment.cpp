@@ -2,7 +2,10 @@
 // operations drawn uniformly from timm's 15, each applied with probability `p` at a magnitude
 // drawn from N(magnitude, magnitude_std) clipped to [0, 10]. Magnitudes map to arguments as in
 // timm (rotate 30 degrees, shear 0.3, translate 0.45 of the side, enhance 1 +- 0.9 at 10), with
-// the increasing-severity variants of posterize and solarize; geometric fills are gray (128).
+// the increasing-severity variants of posterize and solarize. The geometric operations are
+// timm's PIL calls, pixel for pixel (image_ops' affine_transform and rotate): shear and translate
+// as Image.transform(AFFINE), rotate as Image.rotate, resampled with `interpolation` (timm's
+// "random" picks bilinear or bicubic per operation) and filled with `fill`.
 #include "randaugment.hpp"
 
 #include "image_ops.hpp"
@@ -11,6 +14,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -22,16 +26,14 @@ enum class Op {
   ShearX, ShearY, TranslateX, TranslateY
 };
 constexpr int kOps = 15;
+// timm's names, in Op's order.
+const std::array<const char*, kOps> kOpNames = {
+    "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
+    "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"};
 
 void apply_lut(cv::Mat& image, const std::array<uint8_t, 256>& table) {
   cv::Mat lut(1, 256, CV_8U, const_cast<uint8_t*>(table.data()));
   cv::LUT(image, lut, image);
-}
-
-void warp(cv::Mat& image, const cv::Mat& matrix) {
-  cv::Mat out;
-  cv::warpAffine(image, out, matrix, image.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar::all(128));
-  out.copyTo(image);
 }
 
 void per_channel(cv::Mat& image, const std::function<void(cv::Mat&)>& operation) {
@@ -41,7 +43,7 @@ void per_channel(cv::Mat& image, const std::function<void(cv::Mat&)>& operation)
   cv::merge(channels, image);
 }
 
-void apply_op(Op op, double level, double sign, cv::Mat& image) {  // level in [0, 1]
+void apply_colour_op(Op op, double level, double sign, cv::Mat& image) {
   const double enhance = 1.0 + sign * 0.9 * level;
   std::array<uint8_t, 256> table{};
   switch (op) {
@@ -58,11 +60,6 @@ void apply_op(Op op, double level, double sign, cv::Mat& image) {  // level in [
     case Op::Invert:
       cv::bitwise_not(image, image);
       break;
-    case Op::Rotate: {
-      const cv::Point2f center(image.cols / 2.0f, image.rows / 2.0f);
-      warp(image, cv::getRotationMatrix2D(center, sign * 30.0 * level, 1.0));
-      break;
-    }
     case Op::Posterize: {
       const int bits = 8 - static_cast<int>(level * 4);  // 8 (no change) .. 4
       const uint8_t mask = static_cast<uint8_t>(0xFF << (8 - bits));
@@ -100,40 +97,77 @@ void apply_op(Op op, double level, double sign, cv::Mat& image) {  // level in [
       blend(image, smooth, enhance, image);
       break;
     }
-    case Op::ShearX:
-      warp(image, (cv::Mat_<double>(2, 3) << 1, sign * 0.3 * level, 0, 0, 1, 0));
-      break;
-    case Op::ShearY:
-      warp(image, (cv::Mat_<double>(2, 3) << 1, 0, 0, sign * 0.3 * level, 1, 0));
-      break;
-    case Op::TranslateX:
-      warp(image, (cv::Mat_<double>(2, 3) << 1, 0, sign * 0.45 * level * image.cols, 0, 1, 0));
-      break;
-    case Op::TranslateY:
-      warp(image, (cv::Mat_<double>(2, 3) << 1, 0, 0, 0, 1, sign * 0.45 * level * image.rows));
+    default:  // the geometric operations: apply_op
       break;
   }
+}
+
+struct Geometry {  // how the geometric operations resample
+  Interpolation interpolation;
+  uint8_t fill;
+};
+
+// `image` after operation `op` at `level` in [0, 1]; the colour operations work in place.
+at::Tensor apply_op(Op op, double level, double sign, const Geometry& geometry, at::Tensor image) {
+  const auto transform = [&](double a0, double a1, double a2, double a3, double a4, double a5) {
+    return affine_transform(image, {a0, a1, a2, a3, a4, a5}, geometry.interpolation, geometry.fill);
+  };
+  const double width = static_cast<double>(image.size(1)), height = static_cast<double>(image.size(0));
+  switch (op) {
+    case Op::Rotate:
+      return rotate(image, sign * 30.0 * level, geometry.interpolation, geometry.fill);
+    case Op::ShearX:
+      return transform(1, sign * 0.3 * level, 0, 0, 1, 0);
+    case Op::ShearY:
+      return transform(1, 0, 0, sign * 0.3 * level, 1, 0);
+    case Op::TranslateX:
+      return transform(1, 0, sign * 0.45 * level * width, 0, 1, 0);
+    case Op::TranslateY:
+      return transform(1, 0, 0, 0, 1, sign * 0.45 * level * height);
+    default:
+      break;
+  }
+  cv::Mat mat = as_mat(image);
+  apply_colour_op(op, level, sign, mat);
+  return image;
 }
 
 class RandAugment : public Augmentation {
  public:
   RandAugment(const Options& options, const Context&)
       : num_ops_(options.get_int("num_ops")), magnitude_(options.get_float("magnitude")),
-        magnitude_std_(options.get_float("magnitude_std")), p_(options.get_float("p")) {
+        magnitude_std_(options.get_float("magnitude_std")), p_(options.get_float("p")),
+        random_interpolation_(options.get_string("interpolation") == "random"),
+        geometry_{interpolation_of(options.get_string("interpolation")),
+                  static_cast<uint8_t>(std::clamp<int64_t>(options.get_int("fill"), 0, 255))} {
     if (num_ops_ < 0) throw option_error(options, "num_ops", "num_ops must be >= 0");
     if (magnitude_ < 0 || magnitude_ > 10) throw option_error(options, "magnitude", "magnitude must lie in [0, 10]");
+    const auto fill = options.get_int("fill");
+    if (fill < 0 || fill > 255) throw option_error(options, "fill", "fill must lie in [0, 255]");
+    for (const std::string& name : options.get_string_list("ops")) {
+      const auto found = std::find(kOpNames.begin(), kOpNames.end(), name);
+      if (found == kOpNames.end()) {
+        std::string known;
+        for (const char* op : kOpNames) known += std::string(known.empty() ? "" : ", ") + op;
+        throw option_error(options, "ops", "unknown operation '" + name + "' (known: " + known + ")");
+      }
+      ops_.push_back(static_cast<Op>(found - kOpNames.begin()));
+    }
+    if (ops_.empty()) throw option_error(options, "ops", "ops must name at least one operation");
   }
 
   at::Tensor apply(const at::Tensor& image, Rng& rng) const override {
     at::Tensor out = image.clone();
-    cv::Mat mat = as_mat(out);
     for (int64_t i = 0; i < num_ops_; ++i) {
-      const Op op = static_cast<Op>(rng.randint(0, kOps));
+      const Op op = ops_[static_cast<size_t>(rng.randint(0, static_cast<int64_t>(ops_.size())))];
       if (!rng.bernoulli(p_)) continue;
       double magnitude = magnitude_std_ > 0 ? rng.normal(magnitude_, magnitude_std_) : magnitude_;
       magnitude = std::clamp(magnitude, 0.0, 10.0);
       const double sign = rng.bernoulli(0.5) ? 1.0 : -1.0;
-      apply_op(op, magnitude / 10.0, sign, mat);
+      Geometry geometry = geometry_;
+      if (random_interpolation_)
+        geometry.interpolation = rng.bernoulli(0.5) ? Interpolation::Bilinear : Interpolation::Bicubic;
+      out = apply_op(op, magnitude / 10.0, sign, geometry, out);
     }
     return out;
   }
@@ -141,6 +175,9 @@ class RandAugment : public Augmentation {
  private:
   int64_t num_ops_;
   double magnitude_, magnitude_std_, p_;
+  bool random_interpolation_;
+  Geometry geometry_;
+  std::vector<Op> ops_;
 };
 
 }  // namespace
@@ -152,7 +189,13 @@ void register_randaugment(Registry& registry) {
           .add_int("num_ops", 2, "operations per image (timm's n)")
           .add_float("magnitude", 9.0, "magnitude in [0, 10] (timm's m)")
           .add_float("magnitude_std", 0.5, "standard deviation of the per-op magnitude (timm's mstd)")
-          .add_float("p", 0.5, "probability of applying each drawn operation"));
+          .add_float("p", 0.5, "probability of applying each drawn operation")
+          .add_string_list("ops", std::vector<std::string>(kOpNames.begin(), kOpNames.end()),
+                           "the operations drawn from (timm's names)")
+          .add_string("interpolation", "random",
+                      "resampling of rotate, shear and translate (random: bilinear or bicubic per operation, as timm)",
+                      {"random", "bilinear", "bicubic", "nearest"})
+          .add_int("fill", 128, "value of the pixels rotate, shear and translate bring in"));
 }
 
 }  // namespace ssld::augment
