@@ -13,6 +13,7 @@ packages=(
   python3-torch python3-torchvision python3-pil  # reference, peer and fixtures in tests
   librsvg2-bin                       # rsvg-convert: the tests render every SVG ssld draws
   dataset-fashion-mnist              # the real data of the demo and the tests
+  python-matplotlib-data             # grace_hopper.jpg: a real photograph for the pixel tests
 )
 missing=()
 for package in "${packages[@]}"; do
