@@ -10,12 +10,17 @@
 
 namespace ssld::host {
 
-AutocastScope::AutocastScope(bool enabled, at::ScalarType dtype) : enabled_(enabled) {
+AutocastScope::AutocastScope(bool enabled, at::ScalarType dtype, bool cpu) : enabled_(enabled), cpu_(cpu) {
   if (!enabled_) return;
-  was_enabled_ = at::autocast::is_enabled();
-  previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-  at::autocast::set_enabled(true);
-  at::autocast::set_autocast_gpu_dtype(dtype);
+  was_enabled_ = cpu_ ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+  previous_dtype_ = cpu_ ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+  if (cpu_) {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  } else {
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  }
   at::autocast::increment_nesting();
 }
 
@@ -23,8 +28,13 @@ AutocastScope::~AutocastScope() {
   if (!enabled_) return;
   // The cast weights cached during the forward are freed when the outermost scope closes.
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_enabled(was_enabled_);
-  at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  if (cpu_) {
+    at::autocast::set_cpu_enabled(was_enabled_);
+    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+  } else {
+    at::autocast::set_enabled(was_enabled_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  }
 }
 
 LossScaler::LossScaler(bool enabled, double initial_scale, int64_t growth_interval)

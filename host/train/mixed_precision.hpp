@@ -1,6 +1,6 @@
-// Mixed precision on CUDA: an autocast scope for the student's forward and loss, and dynamic
-// loss scaling for fp16 (bf16 has fp32's range and needs none). On other devices the trainer
-// runs fp32 and these are inert.
+// Mixed precision: an autocast scope for the student's forward and loss (CUDA: bf16 or fp16;
+// CPU: bf16, on CPUs with bf16 instructions), and dynamic loss scaling for fp16 (bf16 has fp32's
+// range and needs none).
 #pragma once
 
 #include <ssld/model.hpp>
@@ -12,17 +12,17 @@
 
 namespace ssld::host {
 
-// While alive, CUDA ops run in `dtype` where autocast deems it safe (matmul, conv) and in
-// fp32 where it does not (softmax, losses). `enabled = false` does nothing.
+// While alive, CUDA (or with `cpu`, CPU) ops run in `dtype` where autocast deems it safe
+// (matmul, conv) and in fp32 where it does not (softmax, losses). `enabled = false` does nothing.
 class AutocastScope {
  public:
-  AutocastScope(bool enabled, at::ScalarType dtype);
+  AutocastScope(bool enabled, at::ScalarType dtype, bool cpu = false);
   ~AutocastScope();
   AutocastScope(const AutocastScope&) = delete;
   AutocastScope& operator=(const AutocastScope&) = delete;
 
  private:
-  bool enabled_;
+  bool enabled_, cpu_;
   bool was_enabled_ = false;
   at::ScalarType previous_dtype_ = at::kHalf;
 };

@@ -41,7 +41,7 @@ const SettingsTable<T>& train_table() {
           .add("max_nonfinite_steps", &T::max_nonfinite_steps,
                "stop after this many consecutive steps with non-finite loss or gradients")
           .add("precision", &T::precision, kPrecisionNames,
-               "student arithmetic on CUDA: autocast to bf16, or to fp16 with dynamic loss scaling (fp32 elsewhere)")
+               "student arithmetic: autocast to bf16 (CUDA, or CPUs with bf16 instructions), or to fp16 with dynamic loss scaling (CUDA); fp32 elsewhere")
           .add("loss_scale", &T::loss_scale, "fp16: the initial loss scale")
           .add("loss_scale_growth_interval", &T::loss_scale_growth_interval,
                "fp16: double the scale after this many steps without overflow")

@@ -4,6 +4,8 @@
 #include "train/mixed_precision.hpp"
 #include "train/optimization.hpp"
 
+#include <ssld/teacher_support.hpp>
+
 #include <ATen/ATen.h>
 
 #include <spdlog/spdlog.h>
@@ -71,8 +73,14 @@ TrainingStep::TrainingStep(StageComponents& components, c10::Device device)
     if (device_.is_cuda()) {
       autocast_ = true;
       autocast_dtype_ = settings.precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf;
+    } else if (device_.is_cpu() && settings.precision == Precision::Bf16 && cpu_has_bf16()) {
+      autocast_ = true;  // CPU autocast: oneDNN's bf16 convolutions and matmuls
+      autocast_dtype_ = at::kBFloat16;
+      spdlog::info("student forward in bf16 (CPU autocast; this CPU has bf16 instructions)");
     } else {
-      spdlog::warn("[train] precision = \"{}\" needs CUDA; training in fp32 on {}", kPrecisionNames.name(settings.precision),
+      spdlog::warn("[train] precision = \"{}\" needs CUDA{}; training in fp32 on {}",
+                   kPrecisionNames.name(settings.precision),
+                   settings.precision == Precision::Bf16 ? " or a CPU with bf16 instructions (AVX512-BF16, AMX)" : "",
                    device_.str());
     }
   }
@@ -110,7 +118,7 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
   at::Tensor total;
   std::vector<at::Tensor> logged;  // the total, then each term: copied to the host in one sync
   {
-    const AutocastScope autocast(autocast_, autocast_dtype_);
+    const AutocastScope autocast(autocast_, autocast_dtype_, device_.is_cpu());
     const ModelOutput student_output = student.forward(images, student_features_);
     for (auto& term : components_.losses) {
       const LossOutput output = term.loss->compute(LossInputs{student_output,

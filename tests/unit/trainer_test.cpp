@@ -9,6 +9,8 @@
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
+#include <ssld/teacher_support.hpp>
+
 #include <ATen/ATen.h>
 
 #include <gtest/gtest.h>
@@ -135,6 +137,31 @@ TEST(TrainerStep, ReducedPrecisionFallsBackToFp32OffCuda) {
     b.step().run(synthetic_batch(), 0.1);
   }
   EXPECT_EQ(max_difference(copies(*fp32.student), copies(*fp16.student)), 0.0) << "the CPU runs fp32 either way";
+}
+
+// precision = "bf16" on the CPU: with bf16 instructions (ssld::cpu_has_bf16) the student's
+// forward runs under CPU autocast, so its steps differ from fp32's by bf16 rounding and still
+// learn; without them the CPU trains in fp32 exactly.
+TEST(TrainerStep, Bf16OnTheCpuAutocastsWhereTheCpuHasBf16) {
+  PluginHost host;
+  auto fp32 = host.stage(stage_config("type = \"faulty\""));
+  auto bf16 = host.stage(stage_config("type = \"faulty\"", "precision = \"bf16\"\n"));
+  ssld::host::Trainer a(fp32, host.dir() / "a", c10::Device(c10::kCPU), 0, "test");
+  ssld::host::Trainer b(bf16, host.dir() / "b", c10::Device(c10::kCPU), 0, "test");
+  double first = 0, last = 0;
+  for (int i = 0; i < 8; ++i) {
+    const auto x = a.step().run(synthetic_batch(), 0.1), y = b.step().run(synthetic_batch(), 0.1);
+    ASSERT_TRUE(x.applied() && y.applied());
+    (i == 0 ? first : last) = y.loss;
+    if (ssld::cpu_has_bf16()) EXPECT_NEAR(x.loss, y.loss, 0.05 * std::abs(x.loss) + 1e-3) << "step " << i;
+  }
+  const double difference = max_difference(copies(*fp32.student), copies(*bf16.student));
+  if (ssld::cpu_has_bf16()) {
+    EXPECT_GT(difference, 0.0) << "the bf16 steps computed exactly what fp32 did: autocast did not run";
+    EXPECT_LT(last, first) << "the bf16 student did not learn";
+  } else {
+    EXPECT_EQ(difference, 0.0) << "without bf16 instructions the CPU trains in fp32";
+  }
 }
 
 TEST(TrainerStep, ANonFiniteStepChangesNoWeight) {
