@@ -352,7 +352,8 @@ TEST_F(InterruptedMining, SigintSavesTheStateAtOnceAndResumesToTheSameResult) {
 }
 
 // Each rank mines its shard, rank 0 merges: the list and every count are the single process's
-// (203 candidates: the shards differ in size), the shard folders are gone, rank 0 reports.
+// (203 candidates: the shards differ in size), the shard folders are gone, rank 0 reports; the
+// same with the ranks started by `--nproc-per-node 2`.
 TEST(MineCommand, TwoRanksMineTheListOneProcessMines) {
   TempDir dir;
   for (int i = 0; i < 203; ++i) {
@@ -383,6 +384,13 @@ TEST(MineCommand, TwoRanksMineTheListOneProcessMines) {
   EXPECT_FALSE(fs::exists(dir / "two" / "shards"));
   EXPECT_NE(results[0].out.find("list: "), std::string::npos) << results[0].out;
   EXPECT_NE(results[1].out.find("rank 1: "), std::string::npos) << results[1].out;
+
+  // `--nproc-per-node 2` starts the two ranks itself, to the same list.
+  const auto three = dir.write("three.toml", mine_config(dir / "candidates", dir / "three", options));
+  const RunResult launched = ssld_run({"mine", three.string(), "--nproc-per-node", "2"});
+  ASSERT_EQ(launched.exit_code, 0) << launched.err;
+  EXPECT_EQ(ssld::test::read_file(dir / "three" / "mined.txt"), ssld::test::read_file(dir / "one" / "mined.txt"));
+  EXPECT_FALSE(fs::exists(dir / "three" / "shards"));
 
   // Done is done whatever the world size: one process finds the merged list.
   const RunResult again = ssld_run({"mine", two.string()});

@@ -542,4 +542,13 @@ student = { type = "small_cnn", width = 8, depth = 2 }
     EXPECT_TRUE(std::filesystem::exists(shard / "epoch_00000.bin"));
     EXPECT_NE(ssld::test::read_file(shard / "key.json").find("\"world_size\": 2"), std::string::npos);
   }
+  // `--nproc-per-node 2` starts those two ranks itself: the same keys, the same soft labels.
+  const RunResult launched = ssld::test::run_program(
+      kSsld, {"-q", "cache-teacher", (dir / "cached.toml").string(), "--epochs", "1", "--set",
+              "teacher_cache.store=" + (dir / "launched").string(), "--nproc-per-node", "2"});
+  ASSERT_EQ(launched.exit_code, 0) << launched.err;
+  for (const auto& shard : shards)
+    EXPECT_EQ(ssld::test::read_file(dir / "launched" / shard.filename() / "epoch_00000.bin"),
+              ssld::test::read_file(shard / "epoch_00000.bin"))
+        << shard.filename();
 }
