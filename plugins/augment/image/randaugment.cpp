@@ -184,7 +184,7 @@ class RandAugment : public Augmentation {
 
 void register_randaugment(Registry& registry) {
   add_component<Augmentation, RandAugment>(
-      registry, "randaugment", "timm's RandAugment (rand-m9-mstd0.5 with the defaults): num_ops random operations of 15.",
+      registry, "randaugment", "timm's RandAugment (rand-m9-mstd0.5 with the defaults): num_ops random operations of ops (timm's 15).",
       Schema()
           .add_int("num_ops", 2, "operations per image (timm's n)")
           .add_float("magnitude", 9.0, "magnitude in [0, 10] (timm's m)")
