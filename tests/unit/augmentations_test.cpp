@@ -148,6 +148,13 @@ TEST_F(Augmentations, BadOptionsAreReportedAtTheirLine) {
   EXPECT_NE(problems[0].find("config.toml:5:8 (augmentation 'random_resized_crop', option 'size')"), std::string::npos)
       << problems[0];
   EXPECT_NE(problems[1].find("hue must lie in [0, 0.5]"), std::string::npos) << problems[1];
+  // A fill outside a pixel's range and an operation timm does not have are refused, not clamped or skipped.
+  const auto more = host_.pipeline_problems(
+      "[[data.train.sources]]\ntype = \"stalling\"\n[[data.train.augment]]\ntype = \"random_crop\"\nsize = [8]\n"
+      "fill = 300\n[[data.train.augment]]\ntype = \"randaugment\"\nops = [\"Rotate\", \"Shear\"]\n");
+  ASSERT_EQ(more.size(), 2u);
+  EXPECT_NE(more[0].find("fill must lie in [0, 255]"), std::string::npos) << more[0];
+  EXPECT_NE(more[1].find("unknown operation 'Shear' (known: AutoContrast,"), std::string::npos) << more[1];
 }
 
 // resize, center_crop and random_resized_crop's resize give torchvision 0.14's pixels on PIL

@@ -99,7 +99,7 @@ class RandomCrop : public Augmentation {
  public:
   RandomCrop(const Options& options, const Context&)
       : size_(size_option(options, "size")), padding_(options.get_int("padding")),
-        fill_(static_cast<uint8_t>(std::clamp<int64_t>(options.get_int("fill"), 0, 255))),
+        fill_(pixel_option(options, "fill")),
         pad_if_needed_(options.get_bool("pad_if_needed")) {
     if (padding_ < 0) throw option_error(options, "padding", "padding must be >= 0");
   }

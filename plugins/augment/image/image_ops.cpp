@@ -252,6 +252,12 @@ std::pair<int64_t, int64_t> size_option(const Options& options, const std::strin
   return {size[0], size.back()};
 }
 
+uint8_t pixel_option(const Options& options, const std::string& key) {
+  const int64_t value = options.get_int(key);
+  if (value < 0 || value > 255) throw option_error(options, key, key + " must lie in [0, 255]");
+  return static_cast<uint8_t>(value);
+}
+
 std::pair<double, double> range_option(const Options& options, const std::string& key) {
   const auto range = options.get_float_list(key);
   if (range.size() != 2 || range[0] > range[1]) throw option_error(options, key, key + " must be [low, high] with low <= high");

@@ -47,6 +47,8 @@ inline std::vector<std::string> interpolation_names() {
 
 // (height, width) from a `size` option of one value (a square) or two.
 std::pair<int64_t, int64_t> size_option(const Options& options, const std::string& key);
+// A pixel value option (a fill), checked to lie in [0, 255].
+uint8_t pixel_option(const Options& options, const std::string& key);
 // (low, high) from a two-value float option, checked low <= high.
 std::pair<double, double> range_option(const Options& options, const std::string& key);
 

@@ -138,12 +138,9 @@ class RandAugment : public Augmentation {
       : num_ops_(options.get_int("num_ops")), magnitude_(options.get_float("magnitude")),
         magnitude_std_(options.get_float("magnitude_std")), p_(options.get_float("p")),
         random_interpolation_(options.get_string("interpolation") == "random"),
-        geometry_{interpolation_of(options.get_string("interpolation")),
-                  static_cast<uint8_t>(std::clamp<int64_t>(options.get_int("fill"), 0, 255))} {
+        geometry_{interpolation_of(options.get_string("interpolation")), pixel_option(options, "fill")} {
     if (num_ops_ < 0) throw option_error(options, "num_ops", "num_ops must be >= 0");
     if (magnitude_ < 0 || magnitude_ > 10) throw option_error(options, "magnitude", "magnitude must lie in [0, 10]");
-    const auto fill = options.get_int("fill");
-    if (fill < 0 || fill > 255) throw option_error(options, "fill", "fill must lie in [0, 255]");
     for (const std::string& name : options.get_string_list("ops")) {
       const auto found = std::find(kOpNames.begin(), kOpNames.end(), name);
       if (found == kOpNames.end()) {
