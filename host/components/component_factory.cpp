@@ -15,6 +15,13 @@ namespace ssld::host {
 
 namespace {
 
+void log_as(const std::string& owner, LogLevel level, const std::string& message) {
+  static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
+                                                        spdlog::level::warn, spdlog::level::err};
+  const auto index = static_cast<std::size_t>(level);
+  spdlog::log(index < 4 ? levels[index] : spdlog::level::info, "{}: {}", owner, message);
+}
+
 // The Context a factory receives; lives only during the factory call.
 class HostContext : public Context {
  public:
@@ -22,11 +29,9 @@ class HostContext : public Context {
 
   c10::Device device() const override { return factory_.device(); }
   uint64_t seed() const override { return factory_.seed(); }
-  void log(LogLevel level, const std::string& message) const override {
-    static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
-                                                          spdlog::level::warn, spdlog::level::err};
-    const auto index = static_cast<std::size_t>(level);
-    spdlog::log(index < 4 ? levels[index] : spdlog::level::info, "{}: {}", owner_, message);
+  void log(LogLevel level, const std::string& message) const override { log_as(owner_, level, message); }
+  std::function<void(LogLevel, const std::string&)> logger() const override {
+    return [owner = owner_](LogLevel level, const std::string& message) { log_as(owner, level, message); };
   }
   std::unique_ptr<Component> create(Kind kind, const Options& table) const override {
     const auto* options = dynamic_cast<const TomlOptions*>(&table);

@@ -3,6 +3,7 @@
 // tuple or list whose first element is the logits, or a dict with a "logits" entry (its other
 // tensor entries are then available as named features). A trained student goes back to Python
 // as TorchScript with `ssld export --torchscript <the same file>`.
+#include <ssld/inference_graph.hpp>
 #include <ssld/plugin.hpp>
 #include <ssld/teacher_support.hpp>
 
@@ -10,8 +11,6 @@
 #include <c10/util/accumulate.h>
 #include <torch/script.h>
 
-#include <chrono>
-#include <cstdio>
 #include <optional>
 
 namespace {
@@ -120,8 +119,8 @@ class TorchScriptTeacher : public ssld::Teacher {
     model_.module().eval();
     input_.freeze(model_.parameters(), model_.buffers());
     identity_ = "torchscript:" + ssld::file_digest(model_.path());
-    const std::string optimize = options.get_string("optimize");
-    if (optimize != "off") optimize_for_inference(options, context, optimize == "on");
+    const ssld::InferenceOptimization mode = ssld::inference_optimization(options);
+    if (mode != ssld::InferenceOptimization::Off) optimize_for_inference(options, context, mode);
   }
 
   ssld::ModelOutput forward(const at::Tensor& images, const std::vector<std::string>& features) override {
@@ -146,13 +145,13 @@ class TorchScriptTeacher : public ssld::Teacher {
 
  private:
   // torch::jit::freeze + optimize_for_inference (Python's torch.jit.freeze and
-  // torch.jit.optimize_for_inference): weights folded into the graph as constants, BatchNorm
-  // folded into convolutions, fused kernels. Kept when its logits on a probe batch equal the
-  // loaded module's within 1e-4 (relative to their largest) and, unless `always`, when it also
-  // measured faster here; CPU and fp32 only. Only `forward` survives freezing.
-  void optimize_for_inference(const ssld::Options& options, const ssld::Context& context, bool always) {
+  // torch.jit.optimize_for_inference) of the loaded module, decided on a probe batch of
+  // `probe_shape` by the rule every teacher shares (ssld/inference_graph.hpp); CPU and fp32
+  // only. Only `forward` survives freezing.
+  void optimize_for_inference(const ssld::Options& options, const ssld::Context& context,
+                              ssld::InferenceOptimization mode) {
     if (!context.device().is_cpu() || input_.dtype() != at::kFloat) {
-      if (always)
+      if (mode == ssld::InferenceOptimization::On)
         context.log(ssld::LogLevel::Warning, "optimize = \"on\" applies to fp32 teachers on the CPU; not applied");
       return;
     }
@@ -164,46 +163,16 @@ class TorchScriptTeacher : public ssld::Teacher {
           at::sin(0.37 * at::arange(c10::multiply_integers(shape), at::kDouble)).to(at::kFloat).view(shape);
       torch::jit::Module frozen = torch::jit::freeze(model_.module());
       frozen = torch::jit::optimize_for_inference(frozen);
-      const at::Tensor reference = model_.run(probe, {}).logits;
-      model_.run_with(frozen);
-      const at::Tensor optimized = model_.run(probe, {}).logits;
-      const double difference = (optimized - reference).abs().max().item<double>();
-      const double scale = std::max(1.0, reference.abs().max().item<double>());
-      if (difference > 1e-4 * scale) {
-        model_.run_with(std::nullopt);
-        context.log(ssld::LogLevel::Warning, "frozen and optimized, the teacher's logits moved by " +
-                                                 std::to_string(difference) + "; keeping the module as loaded");
-        return;
-      }
-      if (always) {
-        char line[120];
-        std::snprintf(line, sizeof(line), "frozen + optimize_for_inference (logits within %.1e): using it", difference);
-        context.log(ssld::LogLevel::Info, line);
-        return;
-      }
-      auto images_per_second = [&](bool use_frozen) {
-        model_.run_with(use_frozen ? std::optional<torch::jit::Module>(frozen) : std::nullopt);
-        model_.run(probe, {});  // warm-up (the optimized graph specializes on its first calls)
-        // At least 3 batches and 0.25 s, so a small model's timing is not noise.
-        const auto start = std::chrono::steady_clock::now();
-        int batches = 0;
-        double seconds = 0;
-        while (batches < 3 || seconds < 0.25) {
-          model_.run(probe, {});
-          ++batches;
-          seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        }
-        return static_cast<double>(batches * shape[0]) / seconds;
+      auto run_with = [this](std::optional<torch::jit::Module> module) {
+        return [this, module](const at::Tensor& x) {
+          model_.run_with(module);
+          return model_.run(x, {}).logits;
+        };
       };
-      const double loaded = images_per_second(false), fast = images_per_second(true);
-      const bool faster = fast > 1.05 * loaded;
-      model_.run_with(faster ? std::optional<torch::jit::Module>(frozen) : std::nullopt);
-      char line[200];
-      std::snprintf(line, sizeof(line),
-                    "frozen + optimize_for_inference: %.0f img/s against %.0f as loaded (probe batch of 8, "
-                    "logits within %.1e): %s",
-                    fast, loaded, difference, faster ? "using it" : "keeping the module as loaded");
-      context.log(ssld::LogLevel::Info, line);
+      const ssld::LogitsFunction loaded = run_with(std::nullopt), optimized = run_with(frozen);
+      const ssld::InferenceChoice choice = ssld::choose_inference_graph(mode, loaded, optimized, probe, loaded(probe));
+      model_.run_with(choice.use_optimized ? std::optional<torch::jit::Module>(frozen) : std::nullopt);
+      context.log(choice.level, choice.message);
     } catch (const std::exception& error) {
       model_.run_with(std::nullopt);
       context.log(ssld::LogLevel::Warning, std::string("the teacher could not be frozen and optimized (") +
@@ -242,11 +211,7 @@ SSLD_PLUGIN("torchscript_models", "0.2.0", registry) {
   ssld::add_component<ssld::Teacher, TorchScriptTeacher>(
       registry, "torchscript",
       "A frozen teacher from a model saved with torch.jit.save in Python (torchvision, timm, your own).",
-      ssld::TeacherInput::with_options(ScriptedModel::options(ssld::Schema()))
-          .add_string("optimize", "auto",
-                      "torch::jit::freeze + optimize_for_inference on the CPU in fp32: auto keeps it where it measured "
-                      "faster on a probe batch with logits within 1e-4, on always (within 1e-4), off never",
-                      {"auto", "on", "off"}));
+      ssld::TeacherInput::with_options(ssld::with_inference_optimization(ScriptedModel::options(ssld::Schema()))));
   ssld::add_component<ssld::Student, TorchScriptStudent>(
       registry, "torchscript",
       "A student scripted in Python (torch.jit.script + save), trained as it is; `ssld export --torchscript` "

@@ -24,12 +24,13 @@
 #include <stdint.h>
 
 #define SSLD_ABI_MAJOR 1
-#define SSLD_ABI_MINOR 2
+#define SSLD_ABI_MINOR 3
 /* History:
  *   1.0  first release.
  *   1.1  ssld::Teacher::named_state() (the host verifies that teachers stay frozen).
  *   1.2  losses with state: ssld::Loss::prepare(), named_parameters(), named_buffers(), train(),
- *        to(); ssld::LossInputs::sample_ids; ssld::FeatureTap and ModuleStudent's features. */
+ *        to(); ssld::LossInputs::sample_ids; ssld::FeatureTap and ModuleStudent's features.
+ *   1.3  ssld::Context::logger() (a log function that outlives the factory call). */
 
 /* Names of the two entry points, as the host looks them up. */
 #define SSLD_PLUGIN_INFO_SYMBOL "ssld_plugin_info_v1"

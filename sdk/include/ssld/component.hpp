@@ -7,6 +7,7 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -67,6 +68,10 @@ class Context {
   // Loads a weights file (safetensors, as ssld writes them) into `student`, matching tensors
   // by state-dict name; throws ssld::Error listing missing, unexpected and mis-shaped names.
   virtual void load_weights(Student& student, const std::string& path) const = 0;
+  // A log function that stays valid after the factory returns (this Context does not), for a
+  // component that decides something at run time, e.g. a teacher compiled at its first batch.
+  // Since ABI 1.3.
+  virtual std::function<void(LogLevel, const std::string&)> logger() const = 0;
 };
 
 }  // namespace ssld
