@@ -65,7 +65,8 @@ class DataParallel {
   // collectives stay in step; after_backward() returns whether every rank's loss was finite and
   // leaves the averaged gradients in .grad (identical on all ranks, so the gradient-finite and
   // clipping decisions that follow agree by themselves).
-  void before_backward(bool loss_finite) { gradients_->prepare(loss_finite); }
+  // `loss_finite`: a bool scalar on the device (no host read).
+  void before_backward(const at::Tensor& loss_finite) { gradients_->prepare(loss_finite); }
   bool after_backward() { return gradients_->finish(); }
 
   // After each step: true when any rank was asked to stop; throws when the ranks disagree on

@@ -52,14 +52,15 @@ GradientSync::~GradientSync() {
   }
 }
 
-void GradientSync::prepare(bool loss_finite) {
+void GradientSync::prepare(const at::Tensor& loss_finite) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& bucket : buckets_) {
     bucket.flat.zero_();
     bucket.ready = 0;
     bucket.pending.reset();
   }
-  if (!buckets_.empty() && !loss_finite) buckets_[0].flat.narrow(0, buckets_[0].flat.numel() - 1, 1).fill_(1);
+  if (!buckets_.empty() && loss_finite.defined())
+    buckets_[0].flat.narrow(0, buckets_[0].flat.numel() - 1, 1).copy_(loss_finite.logical_not().view({1}));
   for (auto& slot : slots_) slot.ready = false;
   next_launch_ = 0;
   launched_during_backward_ = 0;

@@ -27,9 +27,10 @@ class GradientSync {
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
 
-  // Before backward: clears the buckets and arms the hooks. `loss_finite` travels with the
-  // first bucket, so agreeing on a skip-step costs no collective of its own.
-  void prepare(bool loss_finite = true);
+  // Before backward: clears the buckets and arms the hooks. `loss_finite` (a bool scalar on the
+  // gradients' device; undefined: finite) travels with the first bucket, so agreeing on a
+  // skip-step costs no collective of its own.
+  void prepare(const at::Tensor& loss_finite = {});
   // After backward, before clipping and the optimizer: every rank's gradients averaged.
   // Returns whether every rank's loss was finite.
   bool finish();

@@ -18,6 +18,7 @@ Optimizer::Optimizer(NamedTensors parameters, const TrainSettings& settings) : s
 void Optimizer::add_parameters(NamedTensors parameters, double lr_scale) {
   for (auto& [name, parameter] : parameters) {
     if (!parameter.requires_grad()) continue;
+    if (!steps_.defined()) steps_ = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(parameter.device()));
     slots_.push_back(Slot{name, parameter, settings_.decay_bias_and_norm || parameter.dim() > 1, lr_scale, {}, {}});
   }
 }
@@ -27,24 +28,37 @@ void Optimizer::zero_grad() {
     if (slot.parameter.grad().defined()) slot.parameter.mutable_grad().zero_();
 }
 
-double Optimizer::clip_gradients(double max_norm) {
+at::Tensor Optimizer::clip_gradients(double max_norm) {
+  c10::NoGradGuard no_grad;
   std::vector<at::Tensor> norms;
   for (auto& slot : slots_)
     if (slot.parameter.grad().defined()) norms.push_back(slot.parameter.grad().detach().norm(2).to(at::kFloat));
-  if (norms.empty()) return 0.0;
-  const double total = at::stack(norms).norm(2).item<double>();
-  if (max_norm > 0 && std::isfinite(total) && total > max_norm) {
-    const double scale = max_norm / (total + 1e-6);
+  if (norms.empty()) return at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(slots_.empty() ? c10::Device(at::kCPU) : slots_[0].parameter.device()));
+  const at::Tensor total = at::stack(norms).norm(2).to(at::kDouble);
+  if (max_norm > 0) {
+    // The factor is max_norm / (total + 1e-6) where the norm is finite and too large, else 1
+    // (an exact no-op): the same bits as scaling only when needed, decided on the device.
+    const at::Tensor clip = at::isfinite(total).logical_and_(total > max_norm);
+    const at::Tensor factor = at::where(clip, at::full_like(total, max_norm).div_(total + 1e-6), at::ones_like(total));
     for (auto& slot : slots_)
-      if (slot.parameter.grad().defined()) slot.parameter.mutable_grad().mul_(scale);
+      if (slot.parameter.grad().defined()) slot.parameter.mutable_grad().mul_(factor);
   }
   return total;
 }
 
-void Optimizer::step(double base_lr) {
+void Optimizer::step(double base_lr, const at::Tensor& applied) {
   c10::NoGradGuard no_grad;
-  ++steps_;
+  if (slots_.empty()) return;
+  steps_.add_(applied);
   const bool adamw = settings_.optimizer == OptimizerKind::AdamW;
+  // Each state update is computed as before and kept only where applied; the parameter moves by
+  // where(applied, update, 0), and p + (-lr) * 0 is p.
+  at::Tensor correction1, correction2;
+  if (adamw) {
+    const at::Tensor steps = steps_.to(at::kDouble);
+    correction1 = 1.0 - at::pow(settings_.betas[0], steps);
+    correction2 = 1.0 - at::pow(settings_.betas[1], steps);
+  }
   for (auto& slot : slots_) {
     if (!slot.parameter.grad().defined()) continue;
     at::Tensor grad = slot.parameter.grad();
@@ -55,27 +69,30 @@ void Optimizer::step(double base_lr) {
         slot.first = at::zeros_like(slot.parameter);
         slot.second = at::zeros_like(slot.parameter);
       }
-      slot.parameter.mul_(1.0 - lr * decay);  // decoupled weight decay
-      slot.first.mul_(settings_.betas[0]).add_(grad, 1.0 - settings_.betas[0]);
-      slot.second.mul_(settings_.betas[1]).addcmul_(grad, grad, 1.0 - settings_.betas[1]);
-      const double correction1 = 1.0 - std::pow(settings_.betas[0], static_cast<double>(steps_));
-      const double correction2 = 1.0 - std::pow(settings_.betas[1], static_cast<double>(steps_));
-      const at::Tensor denominator = (slot.second / correction2).sqrt_().add_(settings_.eps);
-      slot.parameter.addcdiv_(slot.first, denominator, -lr / correction1);
+      if (decay > 0) slot.parameter.mul_(at::where(applied, 1.0 - lr * decay, 1.0));  // decoupled weight decay
+      slot.first = at::where(applied, slot.first.mul(settings_.betas[0]).add_(grad, 1.0 - settings_.betas[0]), slot.first);
+      slot.second = at::where(applied, slot.second.mul(settings_.betas[1]).addcmul_(grad, grad, 1.0 - settings_.betas[1]),
+                              slot.second);
+      // addcdiv_(first, denominator, -lr / correction1) with the step size a device scalar:
+      // (step_size * first) / denominator, then added, as addcdiv rounds it.
+      const at::Tensor denominator = slot.second.div(correction2).sqrt_().add_(settings_.eps);
+      const at::Tensor step_size = at::where(applied, at::full_like(correction1, -lr).div_(correction1),
+                                             at::zeros_like(correction1));
+      slot.parameter.add_(slot.first.mul(step_size).div_(denominator));
     } else {
       if (decay > 0) grad = grad.add(slot.parameter, decay);
       if (settings_.momentum > 0) {
-        if (!slot.first.defined()) slot.first = grad.clone();
-        else slot.first.mul_(settings_.momentum).add_(grad);
+        if (!slot.first.defined()) slot.first = at::where(applied, grad, at::zeros_like(grad));
+        else slot.first = at::where(applied, slot.first.mul(settings_.momentum).add_(grad), slot.first);
         grad = settings_.nesterov ? grad.add(slot.first, settings_.momentum) : slot.first;
       }
-      slot.parameter.add_(grad, -lr);
+      slot.parameter.add_(at::where(applied, grad, at::zeros_like(grad)), -lr);
     }
   }
 }
 
 NamedTensors Optimizer::state() const {
-  NamedTensors state{{"optimizer/steps", at::scalar_tensor(steps_, at::kLong)}};
+  NamedTensors state{{"optimizer/steps", steps_.defined() ? steps_ : at::zeros({}, at::kLong)}};
   for (const auto& slot : slots_) {
     if (slot.first.defined()) state.emplace_back("optimizer/" + slot.name + "/first", slot.first);
     if (slot.second.defined()) state.emplace_back("optimizer/" + slot.name + "/second", slot.second);
@@ -86,7 +103,7 @@ NamedTensors Optimizer::state() const {
 void Optimizer::load_state(const std::map<std::string, at::Tensor>& tensors) {
   auto steps = tensors.find("optimizer/steps");
   if (steps == tensors.end()) throw Error("the checkpoint has no optimizer state");
-  steps_ = steps->second.item<int64_t>();
+  if (steps_.defined()) steps_.copy_(steps->second.reshape({}));
   for (auto& slot : slots_) {
     const auto device = slot.parameter.device();
     if (auto first = tensors.find("optimizer/" + slot.name + "/first"); first != tensors.end())
@@ -118,13 +135,14 @@ Ema::Ema(Student& student, double decay) : decay_(decay) {
   for (auto& [name, tensor] : state_dict(student)) shadow_.emplace_back(name, tensor.detach().clone());
 }
 
-void Ema::update(Student& student) {
+void Ema::update(Student& student, const at::Tensor& applied) {
   c10::NoGradGuard no_grad;
   const NamedTensors current = state_dict(student);
   for (size_t i = 0; i < shadow_.size(); ++i) {
     at::Tensor& shadow = shadow_[i].second;
-    if (shadow.is_floating_point()) shadow.mul_(decay_).add_(current[i].second.detach(), 1.0 - decay_);
-    else shadow.copy_(current[i].second);  // counters such as num_batches_tracked
+    const at::Tensor moved = shadow.is_floating_point() ? shadow.mul(decay_).add_(current[i].second.detach(), 1.0 - decay_)
+                                                        : current[i].second.detach();  // counters: num_batches_tracked
+    shadow.copy_(at::where(applied, moved, shadow));
   }
 }
 

@@ -1,7 +1,9 @@
 // The optimization pieces of a training step: SGD (momentum, Nesterov) and AdamW written out
 // on tensors, so their state is ours to checkpoint exactly and behaves the same on every
 // libtorch version; the per-step learning-rate schedule; gradient clipping; and the
-// exponential moving average of the student's weights.
+// exponential moving average of the student's weights. A step's "applied" flag is a bool
+// tensor on the device: a skipped step (non-finite loss or gradient) is a masked update that
+// leaves weights and state exactly as they were, so the host never has to read the flag.
 #pragma once
 
 #include "train/train_settings.hpp"
@@ -21,10 +23,13 @@ class Optimizer {
   void add_parameters(NamedTensors parameters, double lr_scale);
 
   void zero_grad();
-  // Clips the gradients' global L2 norm to `max_norm` (when > 0); returns the norm before
-  // clipping, non-finite when a gradient is.
-  double clip_gradients(double max_norm);
-  void step(double base_lr);
+  // The gradients' global L2 norm (a double scalar on the device, non-finite when a gradient
+  // is), clipping them to `max_norm` first when > 0 and the norm is finite and larger.
+  at::Tensor clip_gradients(double max_norm);
+  // Updates the parameters and state where `applied` (a bool scalar on the parameters' device)
+  // is true; computes the same bits as an unconditional update would, and changes nothing
+  // where it is false.
+  void step(double base_lr, const at::Tensor& applied);
 
   // "optimizer/<param>/<slot>" tensors and "optimizer/steps", for checkpoints.
   NamedTensors state() const;
@@ -40,7 +45,7 @@ class Optimizer {
   };
   std::vector<Slot> slots_;
   TrainSettings settings_;
-  int64_t steps_ = 0;
+  at::Tensor steps_;  // applied steps, a long scalar beside the parameters (AdamW's bias correction)
 };
 
 // The learning rate of global step `step` (0-based), updated every step.
@@ -49,7 +54,8 @@ double learning_rate(const TrainSettings& settings, int64_t step, int64_t steps_
 class Ema {
  public:
   Ema(Student& student, double decay);
-  void update(Student& student);
+  // Moves the average toward the student's weights where `applied` (a bool scalar) is true.
+  void update(Student& student, const at::Tensor& applied);
   const NamedTensors& tensors() const { return shadow_; }
   void load(const std::map<std::string, at::Tensor>& tensors);
   // Swaps the EMA weights into the student (call again to swap back).

@@ -14,6 +14,7 @@
 #include "train/metrics_log.hpp"
 #include "train/mixed_precision.hpp"
 #include "train/optimization.hpp"
+#include "train/step_tally.hpp"
 #include "train/teacher_guard.hpp"
 #include "train/training_report.hpp"
 #include "weights/safetensors.hpp"
@@ -92,6 +93,7 @@ Trainer::Trainer(StageComponents& components, std::filesystem::path folder, c10:
   report_ = std::make_unique<TrainingReport>(components_.settings, std::move(loss_names), components_.train->batch_size,
                                              metrics_.get(), isatty(STDERR_FILENO) && writes_files());
   checkpoints_ = std::make_unique<CheckpointStore>(folder_);
+  tally_ = std::make_unique<StepTally>(components_.losses.size(), device_);
 }
 
 Trainer::~Trainer() = default;
@@ -114,7 +116,10 @@ StageResult Trainer::run(bool resume) {
   const TrainSettings& settings = components_.settings;
   Progress progress;
   int64_t epoch = 0, step = 0;
-  if (resume) load_checkpoint(epoch, step, progress);
+  if (resume) {
+    load_checkpoint(epoch, step, progress);
+    tally_->set_failed_run(progress.done.consecutive_nonfinite);
+  }
   if (data_parallel_) {  // every rank starts from rank 0's weights, at the same position
     data_parallel_->check_same_position(epoch, step);
     NamedTensors state = step_->trainable_parameters();
@@ -192,41 +197,32 @@ bool Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
     const int64_t n = host_batch->images.size(0);
     const double lr = learning_rate(settings, epoch * steps + host_batch->step, steps);
     progress.last_lr = lr;
-    StepOutcome outcome;
     if (n > 0) {
       const Batch batch = to_device(*host_batch, train, device_, seed_);
-      outcome = step_->run(batch, lr, StepPosition{epoch, host_batch->step});
-      if (outcome.applied()) {
-        progress.done.consecutive_nonfinite = 0;
-      } else if (outcome.loss_finite && scaler.enabled() && scaler.scale() >= 1.0) {
-        ++progress.done.overflow_steps;  // expected now and then with fp16: the scaler backed off
-        spdlog::debug("epoch {} step {}: fp16 gradients overflowed, loss scale now {}", epoch, host_batch->step,
-                      scaler.scale());
-      } else {
-        report_->finish_line();
-        ++progress.done.skipped_steps;
-        if (++progress.done.consecutive_nonfinite > settings.max_nonfinite_steps)
-          throw Error("training stopped: " + std::to_string(progress.done.consecutive_nonfinite) +
-                      " consecutive steps had a non-finite loss or gradient (epoch " + std::to_string(epoch) +
-                      ", step " + std::to_string(host_batch->step) + "). Lower [train] lr, set clip_grad_norm, "
-                      "or check the data; the last good checkpoint is in " + (folder_ / "checkpoints").string());
-        spdlog::warn("epoch {} step {}: non-finite {}, step skipped ({} in a row)", epoch, host_batch->step,
-                     outcome.loss_finite ? "gradient" : "loss", progress.done.consecutive_nonfinite);
-      }
+      const StepOutcome outcome = step_->run(batch, lr, StepPosition{epoch, host_batch->step});
+      tally_->add(outcome, scaler.enabled() && scaler.scale() >= 1.0);
     } else if (data_parallel_) {  // nothing readable in this rank's batch: keep the collectives in step, all skip
-      data_parallel_->before_backward(false);
+      data_parallel_->before_backward(at::zeros({}, at::TensorOptions().dtype(at::kBool).device(device_)));
       (void)data_parallel_->after_backward();
     }
     ++progress.done.global_step;
     progress.done.images += n * world;
-    report_->step(StepReport{epoch, host_batch->step, progress.done.global_step, lr,
-                             n > 0 && outcome.applied() ? &outcome : nullptr, n * world,
-                             scaler.enabled() ? std::optional<double>(scaler.scale()) : std::nullopt});
 
     const bool last_step = host_batch->step + 1 == steps;
     bool stop = stop_requested();
     // One small all-reduce: a signal to any rank stops all after this step; unequal shards fail.
     if (data_parallel_) stop = data_parallel_->agree_after_step(stop, last_step, epoch, host_batch->step);
+    const bool enough_steps = max_steps > 0 && host_batch->step + 1 - first_step >= max_steps;
+    // Mid-epoch checkpoints bound what a crash (kill -9, a lost node) costs; the epoch's end
+    // writes its own. Every rank reaches this at the same step, so the buffer sync is collective.
+    const bool checkpoint_due = settings.checkpoint_every_steps > 0 && max_steps < 0 && !last_step &&
+                                (host_batch->step + 1) % settings.checkpoint_every_steps == 0;
+    // The host reads what the steps did only here, so that no step waits for the device.
+    if (report_->log_due(host_batch->step) || stop || enough_steps || checkpoint_due)
+      settle_steps(epoch, host_batch->step, progress);
+    report_->step(StepReport{epoch, host_batch->step, progress.done.global_step, lr, n * world,
+                             scaler.enabled() ? std::optional<double>(scaler.scale()) : std::nullopt});
+
     if (stop && last_step) {
       // The epoch's last step: end it as usual, so the checkpoint is an end-of-epoch one (which
       // resumes with any world size), then stop.
@@ -241,20 +237,44 @@ bool Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
       throw Interrupted("stopped by a signal after epoch " + std::to_string(epoch) + " step " +
                         std::to_string(host_batch->step) + "; a checkpoint was written. Continue with --resume.");
     }
-    if (max_steps > 0 && host_batch->step + 1 - first_step >= max_steps) {
+    if (enough_steps) {
       loader.stop();
       break;
     }
-    // Mid-epoch checkpoints bound what a crash (kill -9, a lost node) costs; the epoch's end
-    // writes its own. Every rank reaches this at the same step, so the buffer sync is collective.
-    if (settings.checkpoint_every_steps > 0 && max_steps < 0 && !last_step &&
-        (host_batch->step + 1) % settings.checkpoint_every_steps == 0) {
+    if (checkpoint_due) {
       sync_replicas();
       save_checkpoint(epoch, host_batch->step + 1, progress);
     }
   }
   report_->finish_line();
   return false;
+}
+
+// What the steps since the last read did, read from the device in one copy: the losses for the
+// report, the skipped steps for the progress and the non-finite policy (whose weights the masked
+// updates left alone).
+void Trainer::settle_steps(int64_t epoch, int64_t step, Progress& progress) {
+  const StepTally::Read read = tally_->read();
+  report_->add_losses(read);
+  progress.done.overflow_steps += read.overflow;
+  progress.done.consecutive_nonfinite = read.failed_run;
+  if (read.overflow > 0)
+    spdlog::debug("epoch {} up to step {}: fp16 gradients overflowed in {} steps, loss scale now {}", epoch, step,
+                  read.overflow, step_->scaler().scale());
+  const int64_t skipped = read.loss_nonfinite + read.gradient_nonfinite;
+  if (skipped == 0) return;
+  progress.done.skipped_steps += skipped;
+  report_->finish_line();
+  const int64_t max_failed = components_.settings.max_nonfinite_steps;
+  if (read.longest_failed_run > max_failed)
+    throw Error("training stopped: " + std::to_string(read.longest_failed_run) +
+                " consecutive steps had a non-finite loss or gradient (by epoch " + std::to_string(epoch) + ", step " +
+                std::to_string(step) + "; at most " + std::to_string(max_failed) +
+                " allowed by [train] max_nonfinite_steps). Lower [train] lr, set clip_grad_norm, or check the data; "
+                "the last good checkpoint is in " + (folder_ / "checkpoints").string());
+  spdlog::warn("epoch {}, the {} steps up to step {}: {} skipped (non-finite loss: {}, non-finite gradient: {}), "
+               "{} in a row now",
+               epoch, read.steps, step, skipped, read.loss_nonfinite, read.gradient_nonfinite, read.failed_run);
 }
 
 void Trainer::evaluate_epoch(int64_t epoch, Progress& progress) {

@@ -32,6 +32,7 @@ class TeacherGuard;
 class DataParallel;
 class CheckpointStore;
 class TrainingReport;
+class StepTally;
 
 class Trainer {
  public:
@@ -61,6 +62,7 @@ class Trainer {
   void save_checkpoint(int64_t epoch, int64_t next_step, const Progress& progress);
   void load_checkpoint(int64_t& epoch, int64_t& step, Progress& progress);
   void evaluate_epoch(int64_t epoch, Progress& progress);
+  void settle_steps(int64_t epoch, int64_t step, Progress& progress);
   void evaluate_teacher();
   void load_loss_state(const std::map<std::string, at::Tensor>& tensors, const std::string& path);
   NamedTensors buffers();  // the student's and every loss's
@@ -76,6 +78,7 @@ class Trainer {
   std::unique_ptr<DataParallel> data_parallel_;  // null in a single process
   std::unique_ptr<MetricsLog> metrics_;          // null on ranks > 0
   std::unique_ptr<TrainingReport> report_;
+  std::unique_ptr<StepTally> tally_;
   std::unique_ptr<TeacherGuard> teacher_guard_;  // null without a teacher
   std::unique_ptr<CheckpointStore> checkpoints_;
   StageResult result_;

@@ -11,10 +11,10 @@ double seconds_between(std::chrono::steady_clock::time_point a, std::chrono::ste
 }
 }  // namespace
 
-void LossMeans::add(const StepOutcome& outcome) {
-  loss_ += outcome.loss;
-  for (size_t i = 0; i < terms_.size() && i < outcome.terms.size(); ++i) terms_[i] += outcome.terms[i];
-  ++steps_;
+void LossMeans::add(const StepTally::Read& steps) {
+  loss_ += steps.loss_sum;
+  for (size_t i = 0; i < terms_.size() && i < steps.term_sums.size(); ++i) terms_[i] += steps.term_sums[i];
+  steps_ += steps.applied;
 }
 
 double LossMeans::loss() const { return steps_ ? loss_ / steps_ : NAN; }
@@ -39,18 +39,24 @@ void TrainingReport::start_epoch(int64_t steps_per_epoch) {
   window_.reset();
 }
 
+bool TrainingReport::log_due(int64_t step) const {
+  const int64_t done = step + 1;
+  return done % settings_.log_every == 0 || done == steps_per_epoch_;
+}
+
+void TrainingReport::add_losses(const StepTally::Read& steps) {
+  window_.add(steps);
+  epoch_.add(steps);
+  since_epoch_row_.add(steps);
+}
+
 void TrainingReport::step(const StepReport& report) {
-  if (report.applied) {
-    window_.add(*report.applied);
-    epoch_.add(*report.applied);
-    since_epoch_row_.add(*report.applied);
-  }
   window_images_ += report.images;
   epoch_images_ += report.images;
 
   const auto now = Clock::now();
   const int64_t done = report.step + 1;
-  const bool log_due = done % settings_.log_every == 0 || done == steps_per_epoch_;
+  const bool log_due = this->log_due(report.step);
   const double epoch_rate = static_cast<double>(epoch_images_) / std::max(1e-9, seconds_between(epoch_start_, now));
   const double remaining_steps = static_cast<double>((settings_.epochs - report.epoch) * steps_per_epoch_ - done);
   display_.update(ProgressLine{report.epoch, settings_.epochs, done, steps_per_epoch_, epoch_.loss(), report.lr,

@@ -1,11 +1,12 @@
 // How a stage's training reaches people and files, fed once per step: the progress bar or log
 // line (progress_display.hpp), the step rows of metrics.jsonl every [train] log_every steps,
-// and the train_loss of each epoch row. One accumulator type keeps the three loss means.
+// and the train_loss of each epoch row. The losses arrive as the device-side sums the trainer
+// reads at log steps (step_tally.hpp); one accumulator type keeps the three loss means.
 #pragma once
 
 #include "train/metrics_log.hpp"
 #include "train/progress_display.hpp"
-#include "train/training_step.hpp"
+#include "train/step_tally.hpp"
 
 #include <chrono>
 #include <optional>
@@ -18,7 +19,7 @@ namespace ssld::host {
 class LossMeans {
  public:
   explicit LossMeans(size_t terms = 0) : terms_(terms, 0.0) {}
-  void add(const StepOutcome& outcome);
+  void add(const StepTally::Read& steps);  // their sums over the applied steps
   double loss() const;          // NaN without an applied step
   double term(size_t i) const;  // NaN without an applied step
   size_t terms() const { return terms_.size(); }
@@ -33,8 +34,7 @@ class LossMeans {
 struct StepReport {
   int64_t epoch = 0, step = 0, global_step = 0;  // step within the epoch, 0-based
   double lr = 0;
-  const StepOutcome* applied = nullptr;  // null: the step changed no weight (or had no images)
-  int64_t images = 0;                    // over all ranks
+  int64_t images = 0;                // over all ranks
   std::optional<double> loss_scale;      // fp16
 };
 
@@ -45,6 +45,10 @@ class TrainingReport {
                  MetricsLog* metrics, bool terminal);
 
   void start_epoch(int64_t steps_per_epoch);
+  // Whether step `step` (0-based, in the epoch) ends a log window: every log_every steps and the
+  // epoch's last. The trainer reads the steps' losses (add_losses) before such a step's report.
+  bool log_due(int64_t step) const;
+  void add_losses(const StepTally::Read& steps);
   void step(const StepReport& report);
   // Ends the progress bar's line before other output (a warning, an evaluation).
   void finish_line() { display_.finish(); }

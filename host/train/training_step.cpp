@@ -12,8 +12,6 @@
 
 #include <algorithm>
 
-#include <cmath>
-
 namespace ssld::host {
 
 StepTiming::Clock::time_point StepTiming::now_after(const at::Tensor& produced) const {
@@ -101,10 +99,14 @@ TrainingStep::TrainingStep(StageComponents& components, c10::Device device)
 
 TrainingStep::~TrainingStep() = default;
 
+double StepOutcome::loss() const { return values[0].item<double>(); }
+bool StepOutcome::was_applied() const { return applied.item<bool>(); }
+bool StepOutcome::loss_was_finite() const { return loss_finite.item<bool>(); }
+
 StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition position) {
   const TrainSettings& settings = components_.settings;
   Student& student = *components_.student;
-  timing_.begin_step();
+  timing_.begin_step((position.step + 1) % settings.log_every == 0);
   const auto step_start = timing_.now_after(batch.ids);
   const at::Tensor images =
       settings.channels_last ? batch.images.contiguous(at::MemoryFormat::ChannelsLast) : batch.images;
@@ -116,7 +118,7 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
     timing_.add_teacher(start, timing_.now_after(teacher_output.logits));
   }
   at::Tensor total;
-  std::vector<at::Tensor> logged;  // the total, then each term: copied to the host in one sync
+  std::vector<at::Tensor> logged;  // the total, then each term
   {
     const AutocastScope autocast(autocast_, autocast_dtype_, device_.is_cpu());
     const ModelOutput student_output = student.forward(images, student_features_);
@@ -131,30 +133,33 @@ StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition positi
     }
   }
   logged.insert(logged.begin(), total.detach());
-  const at::Tensor values = at::stack(logged).to(at::kCPU, at::kDouble);
   StepOutcome outcome;
-  outcome.loss = values[0].item<double>();
-  for (int64_t i = 1; i < values.size(0); ++i) outcome.terms.push_back(values[i].item<double>());
+  outcome.values = at::stack(logged);
+  outcome.loss_finite = at::isfinite(outcome.values[0]);
   optimizer_->zero_grad();
-  outcome.loss_finite = std::isfinite(outcome.loss);
+  // Backward runs on a non-finite loss too (its gradients are then discarded by the masked
+  // update), so the host never branches on a device value. Under data parallelism every rank
+  // must run it anyway, to issue the same collectives; the ranks' flags travel with the
+  // gradients and all skip the step together.
+  at::Tensor loss_finite = outcome.loss_finite;
   if (data_parallel_) {
-    // Every rank runs backward, even on a non-finite loss of its own, so that all ranks issue the
-    // same collectives; the ranks' flags travel with the gradients and all skip the step together.
-    data_parallel_->before_backward(outcome.loss_finite);
+    data_parallel_->before_backward(loss_finite);
     scaler_->scaled(total).backward();
-    outcome.loss_finite = data_parallel_->after_backward();
-  } else if (outcome.loss_finite) {
+    loss_finite = at::scalar_tensor(data_parallel_->after_backward(), loss_finite.options());
+    outcome.loss_finite = loss_finite;
+  } else {
     scaler_->scaled(total).backward();
   }
-  if (outcome.loss_finite) {
-    if (scaler_->enabled()) scaler_->unscale(trainable_parameters());
-    outcome.gradients_finite = std::isfinite(optimizer_->clip_gradients(settings.clip_grad_norm));
-    scaler_->update(outcome.gradients_finite);
+  if (scaler_->enabled()) scaler_->unscale(trainable_parameters());
+  const at::Tensor gradient_norm = optimizer_->clip_gradients(settings.clip_grad_norm);
+  outcome.applied = loss_finite.logical_and(at::isfinite(gradient_norm));
+  if (scaler_->enabled()) {
+    // fp16's dynamic loss scale: the one per-step read (GradScaler's update is host-side too).
+    const bool loss_was_finite = outcome.loss_was_finite();
+    if (loss_was_finite) scaler_->update(outcome.was_applied());
   }
-  if (outcome.applied()) {
-    optimizer_->step(lr);
-    if (ema_) ema_->update(student);
-  }
+  optimizer_->step(lr, outcome.applied);
+  if (ema_) ema_->update(student, outcome.applied);
   timing_.add_step(step_start, timing_.now_after(batch.ids));
   return outcome;
 }

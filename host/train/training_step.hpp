@@ -2,7 +2,9 @@
 // or from the teacher cache), the student's forward and the weighted losses (autocast on CUDA
 // when [train] precision asks), backward (loss-scaled for fp16; with the gradient all-reduce
 // under data parallelism), clipping, the optimizer and the EMA. A step with a non-finite loss
-// or gradient changes no weight. It owns what a step updates, so checkpoints read it from here.
+// or gradient changes no weight: the update is masked on the device, so a CUDA step never
+// waits for the host (fp16's dynamic loss scale is the one exception: it reads each step's
+// overflow flag). It owns what a step updates, so checkpoints read it from here.
 #pragma once
 
 #include "train/stage_components.hpp"
@@ -15,13 +17,17 @@
 
 namespace ssld::host {
 
-// What one training step did.
+// What one training step did, as tensors on the step's device: reading them on the host waits
+// for the step, so the trainer sums them on the device (StepTally) and reads every log_every
+// steps. The host-reading accessors are for tests and benchmarks.
 struct StepOutcome {
-  bool loss_finite = true;
-  bool gradients_finite = true;
-  double loss = 0;            // the weighted total
-  std::vector<double> terms;  // each [[loss]] term, unweighted
-  bool applied() const { return loss_finite && gradients_finite; }
+  at::Tensor values;       // float [1 + terms]: the weighted total, then each [[loss]] term unweighted
+  at::Tensor loss_finite;  // bool scalar
+  at::Tensor applied;      // bool scalar: the loss and the gradients were finite, the weights moved
+
+  double loss() const;
+  bool was_applied() const;
+  bool loss_was_finite() const;
 };
 
 class Optimizer;
@@ -29,14 +35,16 @@ class Ema;
 class LossScaler;
 class DataParallel;
 
-// The teacher's share of step time, from timed steps: every step on the CPU; on CUDA every 16th,
-// with the device synchronized around it (timing every step would stall the queue).
+// The teacher's share of step time, from timed steps: every step on the CPU; on CUDA the last
+// step of each log window, with the device synchronized around it (timing every step would
+// stall the queue).
 class StepTiming {
  public:
   explicit StepTiming(c10::Device device) : cuda_(device.is_cuda()) {}
   using Clock = std::chrono::steady_clock;
 
-  void begin_step() { timed_ = !cuda_ || steps_++ % 16 == 0; }
+  // On CUDA only the steps that end a log window are timed, so timing adds no wait elsewhere.
+  void begin_step(bool ends_log_window) { timed_ = !cuda_ || ends_log_window; }
   bool timed() const { return timed_; }
   // The time once the work queued so far (up to `produced`'s producer) has run: a timed CUDA
   // step waits for it with a device-to-host copy of one element.
@@ -48,7 +56,6 @@ class StepTiming {
  private:
   bool cuda_;
   bool timed_ = false;
-  int64_t steps_ = 0;
   double teacher_seconds_ = 0, step_seconds_ = 0;
 };
 

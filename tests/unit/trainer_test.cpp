@@ -1,9 +1,12 @@
 // The training step in-process: the frozen-teacher guard, channels_last and the reduced
-// precision fallback on the CPU, a step with non-finite values leaving the weights alone, and
-// the fp16 loss scaler's arithmetic.
+// precision fallback on the CPU, a step with non-finite values leaving the weights alone (a
+// masked update equal to a step never taken), no host reads between log steps, the step
+// tally, and the fp16 loss scaler's arithmetic.
 #include "fmnist_subset.hpp"
 #include "plugin_host.hpp"
 #include "train/mixed_precision.hpp"
+#include "train/optimization.hpp"
+#include "train/step_tally.hpp"
 #include "train/teacher_guard.hpp"
 #include "train/trainer.hpp"
 #include "weights/safetensors.hpp"
@@ -12,6 +15,7 @@
 #include <ssld/teacher_support.hpp>
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include <gtest/gtest.h>
 
@@ -120,8 +124,8 @@ TEST(TrainerStep, ChannelsLastComputesTheSameStepsOnTheCpu) {
   EXPECT_TRUE(any_channels_last) << "convolution weights were not converted";
   for (int i = 0; i < 3; ++i) {
     const auto x = a.step().run(synthetic_batch(), 0.1), y = b.step().run(synthetic_batch(), 0.1);
-    ASSERT_TRUE(x.applied() && y.applied());
-    EXPECT_NEAR(x.loss, y.loss, 1e-5);
+    ASSERT_TRUE(x.was_applied() && y.was_applied());
+    EXPECT_NEAR(x.loss(), y.loss(), 1e-5);
   }
   EXPECT_LT(max_difference(copies(*plain.student), copies(*nhwc.student)), 1e-4);
 }
@@ -151,9 +155,9 @@ TEST(TrainerStep, Bf16OnTheCpuAutocastsWhereTheCpuHasBf16) {
   double first = 0, last = 0;
   for (int i = 0; i < 8; ++i) {
     const auto x = a.step().run(synthetic_batch(), 0.1), y = b.step().run(synthetic_batch(), 0.1);
-    ASSERT_TRUE(x.applied() && y.applied());
-    (i == 0 ? first : last) = y.loss;
-    if (ssld::cpu_has_bf16()) EXPECT_NEAR(x.loss, y.loss, 0.05 * std::abs(x.loss) + 1e-3) << "step " << i;
+    ASSERT_TRUE(x.was_applied() && y.was_applied());
+    (i == 0 ? first : last) = y.loss();
+    if (ssld::cpu_has_bf16()) EXPECT_NEAR(x.loss(), y.loss(), 0.05 * std::abs(x.loss()) + 1e-3) << "step " << i;
   }
   const double difference = max_difference(copies(*fp32.student), copies(*bf16.student));
   if (ssld::cpu_has_bf16()) {
@@ -170,13 +174,122 @@ TEST(TrainerStep, ANonFiniteStepChangesNoWeight) {
   ssld::host::Trainer trainer(stage, host.dir() / "run", c10::Device(c10::kCPU), 0, "test");
   const auto before = copies(*stage.student);
   const auto outcome = trainer.step().run(synthetic_batch(/*fill_nan=*/true), 0.1);
-  EXPECT_FALSE(outcome.applied());
-  EXPECT_FALSE(outcome.loss_finite);
+  EXPECT_FALSE(outcome.was_applied());
+  EXPECT_FALSE(outcome.loss_was_finite());
   // BatchNorm statistics saw the NaN in the forward (as in PyTorch); parameters did not move.
   const auto after = copies(*stage.student);
   for (size_t i = 0; i < after.size(); ++i)
     if (after[i].first.find("running_") == std::string::npos && after[i].first.find("num_batches") == std::string::npos)
       EXPECT_TRUE(at::equal(before[i].second, after[i].second)) << after[i].first;
+}
+
+// The masked update: a step skipped on the device (the teacher's logits were NaN, so the loss
+// was) leaves the parameters, the optimizer's state and the EMA exactly as a run that never took
+// the step, bit for bit, for SGD (Nesterov, weight decay, clipping) and AdamW alike.
+TEST(TrainerStep, ASkippedStepIsExactlyAStepNeverTaken) {
+  for (const std::string optimizer : {"optimizer = \"sgd\"\nmomentum = 0.9\nnesterov = true\n", "optimizer = \"adamw\"\n"}) {
+    PluginHost host;
+    const std::string train = optimizer + "weight_decay = 0.01\nclip_grad_norm = 0.5\nema_decay = 0.9\n";
+    auto skipping = host.stage(stage_config("type = \"faulty\"\nnan_calls = [1, 3]", train));
+    auto straight = host.stage(stage_config("type = \"faulty\"", train));
+    ssld::host::Trainer a(skipping, host.dir() / "a", c10::Device(c10::kCPU), 0, "test");
+    ssld::host::Trainer b(straight, host.dir() / "b", c10::Device(c10::kCPU), 0, "test");
+    ssld::Batch batches[3] = {synthetic_batch(), synthetic_batch(), synthetic_batch()};
+    batches[1].images = batches[1].images.flip(3);
+    batches[2].images = batches[2].images * 0.5;
+    // a: b0, (skipped), b1, (skipped), b2. b: b0, b1, b2.
+    for (int call = 0, next = 0; call < 5; ++call) {
+      const bool skipped = call == 1 || call == 3;
+      const auto outcome = a.step().run(batches[next], 0.1);
+      EXPECT_EQ(outcome.was_applied(), !skipped) << optimizer << " call " << call;
+      if (!skipped) ASSERT_TRUE(b.step().run(batches[next++], 0.1).was_applied());
+    }
+    // BatchNorm's running statistics saw the skipped steps' images (as in PyTorch); everything
+    // the update writes did not.
+    const auto a_parameters = skipping.student->named_parameters(), b_parameters = straight.student->named_parameters();
+    for (size_t i = 0; i < a_parameters.size(); ++i)
+      EXPECT_TRUE(at::equal(a_parameters[i].second, b_parameters[i].second)) << optimizer << " " << a_parameters[i].first;
+    const auto a_state = a.step().optimizer().state(), b_state = b.step().optimizer().state();
+    ASSERT_EQ(a_state.size(), b_state.size());
+    for (size_t i = 0; i < a_state.size(); ++i)
+      EXPECT_TRUE(at::equal(a_state[i].second, b_state[i].second)) << optimizer << " " << a_state[i].first;
+    EXPECT_EQ(a_state[0].second.item<int64_t>(), 3) << "optimizer/steps counts applied steps";
+    const auto& a_ema = a.step().ema()->tensors();
+    const auto& b_ema = b.step().ema()->tensors();
+    for (size_t i = 0; i < a_ema.size(); ++i)
+      if (a_ema[i].first.find("running_") == std::string::npos && a_ema[i].first.find("num_batches") == std::string::npos)
+        EXPECT_TRUE(at::equal(a_ema[i].second, b_ema[i].second)) << optimizer << " ema " << a_ema[i].first;
+  }
+}
+
+namespace {
+// Counts, on this thread, the ATen calls that read a tensor's value on the host: item() and
+// bool() on a tensor, which on CUDA wait for every queued kernel.
+thread_local int64_t host_value_reads = 0;
+std::unique_ptr<at::ObserverContext> count_host_value_reads(const at::RecordFunction& call) {
+  const std::string name = call.name();
+  if (name == "aten::_local_scalar_dense" || name == "aten::item" || name == "aten::is_nonzero") ++host_value_reads;
+  return nullptr;
+}
+}  // namespace
+
+// The trainer's real loop (loader, device copy, step, tally, report) reads nothing of the steps
+// on the host between log steps: no item()/bool() in the steps, and one read of the step tally
+// when the window ends. The losses it then logs are the steps' own.
+TEST(Trainer, StepsBetweenLogStepsReadNothingOnTheHost) {
+  PluginHost host;
+  std::string config = stage_config("type = \"faulty\"", "clip_grad_norm = 1.0\nema_decay = 0.9\n");
+  config.replace(config.find("log_every = 1\n"), 14, "log_every = 100\n");
+  auto stage = host.stage(config);
+  ssld::host::Trainer trainer(stage, host.dir() / "run", c10::Device(c10::kCPU), 0, "test");
+  const int64_t tally_reads = ssld::host::StepTally::host_reads();
+  host_value_reads = 0;
+  const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count_host_value_reads));
+  EXPECT_EQ(trainer.train_steps(0, 3), 3 * 64);  // 3 steps of a window of 100: read once, at the stop
+  at::removeCallback(handle);
+  EXPECT_EQ(host_value_reads, 0) << "a step read a value on the host";
+  EXPECT_EQ(ssld::host::StepTally::host_reads() - tally_reads, 1);
+  // The control: an item() is seen by the counter.
+  const auto again = at::addThreadLocalCallback(at::RecordFunctionCallback(count_host_value_reads));
+  (void)at::ones({1}).item<float>();
+  at::removeCallback(again);
+  EXPECT_GT(host_value_reads, 0);
+}
+
+// The step tally's arithmetic: sums over applied steps only, skipped steps by cause, fp16
+// overflows apart, and the run of failed steps across reads.
+TEST(StepTally, SumsAppliedStepsAndCountsFailedRuns) {
+  ssld::host::StepTally tally(2, c10::Device(c10::kCPU));
+  auto outcome = [](float total, bool loss_finite, bool applied) {
+    ssld::host::StepOutcome o;
+    o.values = at::tensor({total, total / 2, loss_finite ? total / 4 : NAN});
+    o.loss_finite = at::scalar_tensor(loss_finite, at::kBool);
+    o.applied = at::scalar_tensor(applied, at::kBool);
+    return o;
+  };
+  tally.add(outcome(1, true, true), false);
+  tally.add(outcome(NAN, false, false), false);
+  tally.add(outcome(5, true, false), false);  // a non-finite gradient
+  tally.add(outcome(5, true, false), true);   // an fp16 overflow: the run neither grows nor ends
+  auto first = tally.read();
+  EXPECT_EQ(first.steps, 4);
+  EXPECT_EQ(first.applied, 1);
+  EXPECT_EQ(first.loss_nonfinite, 1);
+  EXPECT_EQ(first.gradient_nonfinite, 1);
+  EXPECT_EQ(first.overflow, 1);
+  EXPECT_EQ(first.failed_run, 2);
+  EXPECT_EQ(first.longest_failed_run, 2);
+  EXPECT_EQ(first.loss_sum, 1.0);
+  EXPECT_EQ(first.term_sums, (std::vector<double>{0.5, 0.25}));
+  tally.add(outcome(NAN, false, false), false);
+  tally.add(outcome(2, true, true), false);
+  const auto second = tally.read();
+  EXPECT_EQ(second.longest_failed_run, 3) << "the run carried over the read";
+  EXPECT_EQ(second.failed_run, 0);
+  EXPECT_EQ(second.loss_sum, 2.0);
+  tally.set_failed_run(7);
+  tally.add(outcome(NAN, false, false), false);
+  EXPECT_EQ(tally.read().failed_run, 8) << "a resumed run's count goes on";
 }
 
 TEST(LossScaler, GrowsAfterTheIntervalHalvesOnOverflowAndUnscales) {
