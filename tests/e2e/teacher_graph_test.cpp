@@ -49,7 +49,7 @@ TEST(TeacherGraph, AFoldedCheckpointTeacherPredictsWhatItPredictsAsLoadedOnTheTe
     const auto csv = dir / ("predictions_" + optimize + ".csv");
     const RunResult result = ssld::test::run_program(
         SSLD_BINARY, {"eval", (dir / "eval.toml").string(), "--teacher", "--predictions", csv.string(), "--set",
-                      "teacher.optimize=\"" + optimize + "\""});
+                      "teacher.optimize=" + optimize});
     EXPECT_EQ(result.exit_code, 0) << result.err;
     return std::make_pair(result, csv_rows(csv));
   };
@@ -58,7 +58,8 @@ TEST(TeacherGraph, AFoldedCheckpointTeacherPredictsWhatItPredictsAsLoadedOnTheTe
   EXPECT_EQ(loaded_run.err.find("frozen inference graph"), std::string::npos) << loaded_run.err;
   EXPECT_NE(graph_run.err.find("frozen inference graph (logits within"), std::string::npos)
       << "the graph is not in use: " << graph_run.err;
-  EXPECT_EQ(graph_run.out, loaded_run.out) << "the same top-1 and top-5";
+  const auto accuracy_line = [](const std::string& out) { return out.substr(0, out.find('\n')); };
+  EXPECT_EQ(accuracy_line(graph_run.out), accuracy_line(loaded_run.out)) << "the same top-1 and top-5";
   ASSERT_EQ(loaded.size(), 10000u);
   ASSERT_EQ(graph.size(), loaded.size());
   size_t top1_differences = 0;
@@ -71,5 +72,5 @@ TEST(TeacherGraph, AFoldedCheckpointTeacherPredictsWhatItPredictsAsLoadedOnTheTe
           std::max(probability_difference, std::abs(std::stod(loaded[i][p]) - std::stod(graph[i][p])));
   }
   EXPECT_EQ(top1_differences, 0u);
-  EXPECT_LE(probability_difference, 1e-5) << "one unit of the CSV's last decimal at most";
+  EXPECT_LT(probability_difference, 1.5e-5) << "one unit of the CSV's last decimal at most";
 }
