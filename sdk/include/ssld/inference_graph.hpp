@@ -52,14 +52,14 @@ inline torch::jit::Module trace_for_inference(const LogitsFunction& forward, con
   auto traced = [&](torch::jit::Stack inputs) -> torch::jit::Stack {
     return {forward(inputs.at(0).toTensor())};
   };
-  auto [state, outputs] = torch::jit::tracer::trace({example}, traced, [](const at::Tensor&) { return std::string(); },
-                                                    /*strict=*/true, /*force_outplace=*/false);
-  traced_logits = outputs.at(0).toTensor();
-  std::shared_ptr<torch::jit::Graph> graph = state->graph;
+  // Traced as a method of an empty module: the tracer gives the graph its `self` input itself
+  // (as torch.jit.trace does), and the weights it meets become constants.
   torch::jit::Module module("__torch__.ssld.InferenceGraph");
-  graph->insertInput(0, "self")->setType(module._ivalue()->type());
+  auto [state, outputs] = torch::jit::tracer::trace({example}, traced, [](const at::Tensor&) { return std::string(); },
+                                                    /*strict=*/true, /*force_outplace=*/false, &module);
+  traced_logits = outputs.at(0).toTensor();
   module.type()->addMethod(module._ivalue()->compilation_unit()->create_function(
-      c10::QualifiedName(*module.type()->name(), "forward"), graph));
+      c10::QualifiedName(*module.type()->name(), "forward"), state->graph));
   module.eval();
   torch::jit::Module frozen = torch::jit::freeze(module);
   return torch::jit::optimize_for_inference(frozen);
