@@ -4,7 +4,8 @@
 // the forward makes (2 x multiply-adds), and the rate of a large convolution in fp32 and bf16
 // (the CPU's measured peak). Prints JSON; driven by teacher_speed.py.
 //
-// usage: ssld_bench_teacher 'ARCHITECTURE TABLE' C H W [--batch N] [--seconds S]
+// usage: ssld_bench_teacher 'ARCHITECTURE TABLE' C H W [--batch N] [--seconds S] [--flops-only]
+//   --flops-only: the FLOPs per image and the measured peaks, without timing the variants
 //   e.g. ssld_bench_teacher 'type = "resnet_d"
 //        depth = 50' 3 224 224 --batch 16
 #include "cli/command_setup.hpp"
@@ -113,8 +114,15 @@ int main(int argc, char** argv) try {
   const std::vector<int64_t> shape = {std::stoll(argv[2]), std::stoll(argv[3]), std::stoll(argv[4])};
   int64_t batch_size = 32;
   double min_seconds = 3;
-  for (int i = 5; i + 1 < argc; i += 2) {
+  bool flops_only = false;
+  for (int i = 5; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--flops-only") {
+      flops_only = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) throw Error("missing value after " + flag);
     if (flag == "--batch") batch_size = std::stoll(argv[i + 1]);
     else if (flag == "--seconds") min_seconds = std::stod(argv[i + 1]);
     else throw Error("unknown argument " + flag);
@@ -177,6 +185,7 @@ int main(int argc, char** argv) try {
     if (!reference.defined()) {
       reference = logits;
       flops = flops_per_image(teacher, input);
+      if (flops_only) break;
     }
     const at::Tensor p = reference.log_softmax(1), q = logits.log_softmax(1);
     rows.push_back({{"variant", variant.name},

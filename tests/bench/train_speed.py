@@ -9,6 +9,9 @@ random weights, batch 128, random_crop(pad 2) + hflip, normalize, SSLD loss, SGD
   - the peer: the same models, loss and optimizer in python3-torch, data in memory (a uint8
     tensor), torchvision transforms per sample in a torch DataLoader (0 and 2 workers; the
     better one is the peer), and the same loop on one batch (python's compute only).
+The limit: the step's FLOPs per image (convolutions and matrix products, counted by
+ssld_bench_teacher from the models' calls; the student's backward as twice its forward) times
+images/s, against the nominal fp32 peak and a large oneDNN convolution's measured rate.
 Threads: 2 intra-op threads on both sides. ssld keeps freed memory for reuse (mallopt in
 host/cli/command_setup.cpp); the peer runs twice, with glibc's default malloc as PyTorch users
 run it and with the same settings through MALLOC_* variables, and the faster peer is compared.
@@ -29,10 +32,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from teacher_speed import cpu, nominal_peak_gflops  # noqa: E402 (one peak rule for both benchmarks)
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -143,6 +150,7 @@ def run_peer(args, workers, tuned, frozen_teacher=False):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", default=str(ROOT / "build/bin/ssld_bench_train"))
+    parser.add_argument("--flops-bench", default=str(ROOT / "build/bin/ssld_bench_teacher"))
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--peer", type=int, default=None, help=argparse.SUPPRESS)  # child: one peer, JSON out
@@ -185,6 +193,27 @@ def main():
     overhead = ssld['minimal_images_per_second'] / ssld['compute_images_per_second'] - 1.0
     print(f"  host overhead, TrainingStep::run vs minimal libtorch loop: {100 * overhead:+.1f}%   (target <= 3%)")
     print(f"  ssld compute only / python compute only: {ssld['compute_images_per_second'] / peer_compute:.2f}x")
+
+    # The limit: FLOPs of the step's convolutions and matrix products per image (the teacher's
+    # forward, and the student's forward plus its backward counted as twice the forward),
+    # times images/s, against the CPU's peak for fp32.
+    def counted(architecture):
+        out = subprocess.run([args.flops_bench, architecture, "1", "28", "28", "--batch", "128", "--flops-only"],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+    teacher = counted('type = "small_cnn"\nwidth = 32\ndepth = 3')
+    student = counted('type = "small_cnn"\nwidth = 8\ndepth = 2')
+    step_flops = teacher["flops_per_image"] + 3 * student["flops_per_image"]
+    flags, mhz = cpu()
+    nominal = nominal_peak_gflops(ssld["threads"], flags, mhz, False)
+    measured = teacher["convolution_gflops_fp32"]
+    for label, rate in (("end to end", ssld["end_to_end_images_per_second"]),
+                        ("compute only", ssld["compute_images_per_second"])):
+        gflops = rate * step_flops / 1e9
+        print(f"  hardware limit, ssld {label}: {step_flops / 1e6:.1f} MFLOP per image x {rate:.0f} img/s = "
+              f"{gflops:.0f} GFLOP/s, {100 * gflops / nominal:.0f}% of the nominal fp32 peak ({nominal:.0f} GFLOP/s: "
+              f"{ssld['threads']} cores x 2 FMA units x 16 lanes x 2 x {mhz:.0f} MHz), "
+              f"{100 * gflops / measured:.0f}% of a large oneDNN convolution's {measured:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":
