@@ -2,7 +2,7 @@
 // and a weights file ssld wrote. Frozen: eval mode, weights without gradients, in the
 // teacher's precision; forward runs under no-grad. On the CPU in fp32 its logits come from a
 // frozen inference graph of the network (BatchNorm folded into the convolutions) where that
-// is equal within 1e-4 and, with optimize = "auto", faster (ssld/inference_graph.hpp).
+// is equal within 1e-4 (and, with optimize = "auto", faster) (ssld/inference_graph.hpp).
 #include <ssld/inference_graph.hpp>
 #include <ssld/plugin.hpp>
 #include <ssld/teacher_support.hpp>
