@@ -5,6 +5,7 @@
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
+#include <ssld/inference_graph.hpp>
 #include <ssld/model.hpp>
 #include <ssld/teacher_support.hpp>
 
@@ -185,6 +186,29 @@ TEST(CheckpointTeacher, FrozenInferenceGraphGivesTheNetworksLogitsForEveryBatchS
   EXPECT_EQ(graph->named_state().size(), ssld::host::state_dict(*student).size()) << "the weights, for the guard";
   auto& sinks = spdlog::default_logger()->sinks();
   sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
+}
+
+// A trace keeps the branch the traced batch took: a forward that reads tensor values on the host
+// (and may branch on them) is refused rather than traced; a plain one gives a graph that computes
+// the forward for other values too.
+TEST(InferenceGraph, AForwardThatReadsValuesOnTheHostIsNotTraced) {
+  const at::Tensor weight = at::sin(at::arange(10 * 784, at::kFloat)).view({10, 784});
+  const at::Tensor batch = fixture_input();
+  at::Tensor logits;
+  const ssld::LogitsFunction plain = [&](const at::Tensor& x) { return at::mm(x.flatten(1), weight.t()); };
+  torch::jit::Module graph = ssld::trace_for_inference(plain, batch, logits);
+  EXPECT_EQ(max_difference(logits, plain(batch)), 0.0);
+  EXPECT_LT(max_difference(graph.forward({-batch}).toTensor(), plain(-batch)), 1e-4);
+  const ssld::LogitsFunction branching = [&](const at::Tensor& x) {
+    const at::Tensor y = at::mm(x.flatten(1), weight.t());
+    return x.sum().item<double>() > 0 ? y : -y;
+  };
+  try {
+    ssld::trace_for_inference(branching, batch, logits);
+    ADD_FAILURE() << "a forward that branches on item() was traced";
+  } catch (const ssld::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("reads 1 tensor value(s) on the host"), std::string::npos) << error.what();
+  }
 }
 
 // precision = "bf16" on the CPU: where the CPU has AVX512-BF16 or AMX the teacher runs in bf16
