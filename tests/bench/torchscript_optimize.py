@@ -83,7 +83,8 @@ def main() -> None:
                     raise SystemExit(f"ssld eval failed:\n{run.stderr}")
                 seconds[mode] = time.perf_counter() - start
                 predictions[mode] = [line.split(",")[3] for line in out.read_text().splitlines()[1:]]
-            auto = subprocess.run([args.ssld, "eval", str(path), "--teacher"], capture_output=True, text=True).stderr
+            auto = subprocess.run([args.ssld, "eval", str(path), "--teacher", "--set", "teacher.optimize=auto"],
+                                  capture_output=True, text=True).stderr
             chose = "optimized" if "using it" in auto else "as loaded"
             same = sum(a == b for a, b in zip(predictions["off"], predictions["on"]))
             print(f"{name:<20}{2000 / seconds['off']:>16.0f}{2000 / seconds['on']:>17.0f}"
