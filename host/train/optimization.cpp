@@ -33,13 +33,14 @@ at::Tensor Optimizer::clip_gradients(double max_norm) {
   std::vector<at::Tensor> norms;
   for (auto& slot : slots_)
     if (slot.parameter.grad().defined()) norms.push_back(slot.parameter.grad().detach().norm(2).to(at::kFloat));
-  if (norms.empty()) return at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(slots_.empty() ? c10::Device(at::kCPU) : slots_[0].parameter.device()));
+  if (norms.empty())  // no gradient: finite; steps_ is undefined only without any trainable parameter
+    return at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(steps_.defined() ? steps_.device() : at::kCPU));
   const at::Tensor total = at::stack(norms).norm(2).to(at::kDouble);
   if (max_norm > 0) {
     // The factor is max_norm / (total + 1e-6) where the norm is finite and too large, else 1
     // (an exact no-op): the same bits as scaling only when needed, decided on the device.
     const at::Tensor clip = at::isfinite(total).logical_and_(total > max_norm);
-    const at::Tensor factor = at::where(clip, at::full_like(total, max_norm).div_(total + 1e-6), at::ones_like(total));
+    const at::Tensor factor = at::where(clip, at::full_like(total, max_norm).div_(total + 1e-6), 1.0);
     for (auto& slot : slots_)
       if (slot.parameter.grad().defined()) slot.parameter.mutable_grad().mul_(factor);
   }
@@ -76,17 +77,16 @@ void Optimizer::step(double base_lr, const at::Tensor& applied) {
       // addcdiv_(first, denominator, -lr / correction1) with the step size a device scalar:
       // (step_size * first) / denominator, then added, as addcdiv rounds it.
       const at::Tensor denominator = slot.second.div(correction2).sqrt_().add_(settings_.eps);
-      const at::Tensor step_size = at::where(applied, at::full_like(correction1, -lr).div_(correction1),
-                                             at::zeros_like(correction1));
+      const at::Tensor step_size = at::where(applied, at::full_like(correction1, -lr).div_(correction1), 0.0);
       slot.parameter.add_(slot.first.mul(step_size).div_(denominator));
     } else {
       if (decay > 0) grad = grad.add(slot.parameter, decay);
       if (settings_.momentum > 0) {
-        if (!slot.first.defined()) slot.first = at::where(applied, grad, at::zeros_like(grad));
+        if (!slot.first.defined()) slot.first = at::where(applied, grad, 0.0);
         else slot.first = at::where(applied, slot.first.mul(settings_.momentum).add_(grad), slot.first);
         grad = settings_.nesterov ? grad.add(slot.first, settings_.momentum) : slot.first;
       }
-      slot.parameter.add_(at::where(applied, grad, at::zeros_like(grad)), -lr);
+      slot.parameter.add_(at::where(applied, grad, 0.0), -lr);
     }
   }
 }

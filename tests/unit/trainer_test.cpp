@@ -12,10 +12,10 @@
 #include "weights/safetensors.hpp"
 #include "weights/state_dict.hpp"
 
+#include <ssld/host_value_reads.hpp>
 #include <ssld/teacher_support.hpp>
 
 #include <ATen/ATen.h>
-#include <ATen/record_function.h>
 
 #include <gtest/gtest.h>
 
@@ -222,16 +222,6 @@ TEST(TrainerStep, ASkippedStepIsExactlyAStepNeverTaken) {
   }
 }
 
-namespace {
-// Counts, on this thread, the ATen calls that read a tensor's value on the host: item() and
-// bool() on a tensor, which on CUDA wait for every queued kernel.
-thread_local int64_t host_value_reads = 0;
-std::unique_ptr<at::ObserverContext> count_host_value_reads(const at::RecordFunction& call) {
-  const std::string name = call.name();
-  if (name == "aten::_local_scalar_dense" || name == "aten::item" || name == "aten::is_nonzero") ++host_value_reads;
-  return nullptr;
-}
-}  // namespace
 
 // The trainer's real loop (loader, device copy, step, tally, report) reads nothing of the steps
 // on the host between log steps: no item()/bool() in the steps, and one read of the step tally
@@ -243,17 +233,16 @@ TEST(Trainer, StepsBetweenLogStepsReadNothingOnTheHost) {
   auto stage = host.stage(config);
   ssld::host::Trainer trainer(stage, host.dir() / "run", c10::Device(c10::kCPU), 0, "test");
   const int64_t tally_reads = ssld::host::StepTally::host_reads();
-  host_value_reads = 0;
-  const auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(count_host_value_reads));
-  EXPECT_EQ(trainer.train_steps(0, 3), 3 * 64);  // 3 steps of a window of 100: read once, at the stop
-  at::removeCallback(handle);
-  EXPECT_EQ(host_value_reads, 0) << "a step read a value on the host";
+  {
+    const ssld::HostValueReadCounter counter;
+    EXPECT_EQ(trainer.train_steps(0, 3), 3 * 64);  // 3 steps of a window of 100: read once, at the stop
+    EXPECT_EQ(counter.count(), 0) << "a step read a value on the host";
+  }
   EXPECT_EQ(ssld::host::StepTally::host_reads() - tally_reads, 1);
   // The control: an item() is seen by the counter.
-  const auto again = at::addThreadLocalCallback(at::RecordFunctionCallback(count_host_value_reads));
+  const ssld::HostValueReadCounter control;
   (void)at::ones({1}).item<float>();
-  at::removeCallback(again);
-  EXPECT_GT(host_value_reads, 0);
+  EXPECT_GT(control.count(), 0);
 }
 
 // The step tally's arithmetic: sums over applied steps only, skipped steps by cause, fp16

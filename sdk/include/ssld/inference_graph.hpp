@@ -8,9 +8,9 @@
 
 #include <ssld/component.hpp>
 #include <ssld/error.hpp>
+#include <ssld/host_value_reads.hpp>
 #include <ssld/options.hpp>
 
-#include <ATen/record_function.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/script.h>
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <tuple>
 
 namespace ssld {
 
@@ -44,18 +45,6 @@ inline InferenceOptimization inference_optimization(const Options& options) {
 // A model's forward: a batch to its logits.
 using LogitsFunction = std::function<at::Tensor(const at::Tensor&)>;
 
-namespace detail {
-// Tensor values read on the host (item(), a tensor as a bool) on this thread while counting.
-inline int64_t& host_value_reads() {
-  static thread_local int64_t reads = 0;
-  return reads;
-}
-inline std::unique_ptr<at::ObserverContext> count_host_value_read(const at::RecordFunction& call) {
-  const std::string name = call.name();
-  if (name == "aten::_local_scalar_dense" || name == "aten::is_nonzero") ++host_value_reads();
-  return nullptr;
-}
-}  // namespace detail
 
 // Records `forward` on `example` with libtorch's tracer (Python's torch.jit.trace) and returns
 // the recording frozen and optimized for inference; `traced_logits` receives the logits the
@@ -73,20 +62,17 @@ inline torch::jit::Module trace_for_inference(const LogitsFunction& forward, con
   // Traced as a method of an empty module: the tracer gives the graph its `self` input itself
   // (as torch.jit.trace does), and the weights it meets become constants.
   torch::jit::Module module("__torch__.ssld.InferenceGraph");
-  detail::host_value_reads() = 0;
-  const auto counting = at::addThreadLocalCallback(at::RecordFunctionCallback(detail::count_host_value_read));
-  auto [state, outputs] = [&] {
-    try {
-      return torch::jit::tracer::trace({example}, traced, [](const at::Tensor&) { return std::string(); },
-                                       /*strict=*/true, /*force_outplace=*/false, &module);
-    } catch (...) {
-      at::removeCallback(counting);
-      throw;
-    }
-  }();
-  at::removeCallback(counting);
-  if (detail::host_value_reads() > 0)
-    throw Error("the forward reads " + std::to_string(detail::host_value_reads()) +
+  int64_t host_reads = 0;
+  torch::jit::Stack outputs;
+  std::shared_ptr<torch::jit::tracer::TracingState> state;
+  {
+    const HostValueReadCounter counter;
+    std::tie(state, outputs) = torch::jit::tracer::trace({example}, traced, [](const at::Tensor&) { return std::string(); },
+                                                         /*strict=*/true, /*force_outplace=*/false, &module);
+    host_reads = counter.count();
+  }
+  if (host_reads > 0)
+    throw Error("the forward reads " + std::to_string(host_reads) +
                 " tensor value(s) on the host (item() or a tensor used as a bool), so it may branch on the data, "
                 "which a trace would fix to this batch's branch");
   traced_logits = outputs.at(0).toTensor();
