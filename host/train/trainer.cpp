@@ -199,7 +199,8 @@ bool Trainer::train_epoch(int64_t epoch, int64_t first_step, Progress& progress,
     progress.last_lr = lr;
     if (n > 0) {
       const Batch batch = to_device(*host_batch, train, device_, seed_);
-      const StepOutcome outcome = step_->run(batch, lr, StepPosition{epoch, host_batch->step});
+      const StepOutcome outcome =
+          step_->run(batch, lr, StepPosition{epoch, host_batch->step}, report_->log_due(host_batch->step));
       tally_->add(outcome, scaler.enabled() && scaler.scale() >= 1.0);
     } else if (data_parallel_) {  // nothing readable in this rank's batch: keep the collectives in step, all skip
       data_parallel_->before_backward(at::zeros({}, at::TensorOptions().dtype(at::kBool).device(device_)));

@@ -103,10 +103,10 @@ double StepOutcome::loss() const { return values[0].item<double>(); }
 bool StepOutcome::was_applied() const { return applied.item<bool>(); }
 bool StepOutcome::loss_was_finite() const { return loss_finite.item<bool>(); }
 
-StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition position) {
+StepOutcome TrainingStep::run(const Batch& batch, double lr, StepPosition position, bool ends_log_window) {
   const TrainSettings& settings = components_.settings;
   Student& student = *components_.student;
-  timing_.begin_step((position.step + 1) % settings.log_every == 0);
+  timing_.begin_step(ends_log_window);
   const auto step_start = timing_.now_after(batch.ids);
   const at::Tensor images =
       settings.channels_last ? batch.images.contiguous(at::MemoryFormat::ChannelsLast) : batch.images;

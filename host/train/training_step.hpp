@@ -73,7 +73,9 @@ class TrainingStep {
   ~TrainingStep();
   void join(DataParallel* data_parallel) { data_parallel_ = data_parallel; }
 
-  StepOutcome run(const Batch& batch, double lr, StepPosition position = {});
+  // `ends_log_window`: the trainer reads the step tally after this step (TrainingReport::log_due),
+  // so on CUDA this step is the one timed for the teacher's share.
+  StepOutcome run(const Batch& batch, double lr, StepPosition position = {}, bool ends_log_window = false);
 
   Optimizer& optimizer() { return *optimizer_; }
   Ema* ema() { return ema_.get(); }  // null without [train] ema_decay
