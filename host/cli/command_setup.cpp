@@ -16,8 +16,6 @@
 
 namespace ssld::host {
 
-namespace {
-
 // glibc hands blocks above 128 KiB to mmap and trims the heap top on free, so every step's
 // activations came back as fresh pages: perf showed ~26% of a CPU training step in page faults,
 // and the demo's SSLD stage ran 3x faster (620 -> 1850 img/s) with freed memory kept. Blocks up
@@ -29,8 +27,6 @@ void keep_freed_memory_for_reuse() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
-
-}  // namespace
 
 std::unique_ptr<CommandSetup> set_up_command(const std::string& config, const std::vector<std::string>& overrides,
                                              Diagnostics& diagnostics) {

@@ -27,6 +27,10 @@ struct CommandSetup {
   std::string threads_reason;  // why libtorch got its thread count ("[run] threads", the CPU budget's reason)
 };
 
+// Keeps freed blocks up to 32 MiB in the heap for reuse (glibc would return them to the kernel,
+// and every step's tensors would come back as fresh pages); set_up_command calls it first.
+void keep_freed_memory_for_reuse();
+
 // Throws ConfigError / PluginError for what stops everything (unreadable config, broken
 // plugin); problems in [run] and friends go to `diagnostics`, with a usable setup still
 // returned (CPU, seed 0) so the caller can keep checking and report them all at once.

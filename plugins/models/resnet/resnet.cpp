@@ -4,6 +4,7 @@
 // stem and an average-pooling shortcut. Module names equal torchvision's and timm's resnetXXd,
 // so state dicts move between ssld and PyTorch without renaming.
 #include <ssld/features.hpp>
+#include <ssld/max_pool.hpp>
 #include <ssld/module_student.hpp>
 #include <ssld/plugin.hpp>
 
@@ -18,7 +19,6 @@
 #include <torch/utils.h>
 
 #include <ATen/ops/adaptive_avg_pool2d.h>
-#include <ATen/ops/max_pool2d.h>
 
 namespace {
 
@@ -183,7 +183,7 @@ struct ResNetImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& images) {
     torch::Tensor x = conv1 ? conv1->forward(images) : conv1_stem->forward(images);
     x = bn1->forward(x).relu_();
-    x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+    x = ssld::max_pool2d(x, 3, 2, 1);
     for (auto& layer : layers) x = layer->forward(x);
     x = at::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return fc->forward(x);
@@ -195,7 +195,7 @@ struct ResNetImpl : torch::nn::Module {
   torch::Tensor forward_with(const torch::Tensor& images, ssld::FeatureTap& tap) {
     torch::Tensor x = conv1 ? conv1->forward(images) : conv1_stem->forward(images);
     x = bn1->forward(x).relu_();
-    x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+    x = ssld::max_pool2d(x, 3, 2, 1);
     tap.keep("maxpool", x);
     for (size_t stage = 0; stage < layers.size(); ++stage) {
       Sequential& layer = layers[stage];

@@ -2,6 +2,7 @@
 // stages of two 3x3 conv-BN-ReLU layers and a 2x2 max-pool, channels doubling from `width`,
 // then global average pooling and a linear classifier. Fast enough to distill on a CPU.
 #include <ssld/features.hpp>
+#include <ssld/max_pool.hpp>
 #include <ssld/module_student.hpp>
 #include <ssld/plugin.hpp>
 
@@ -10,7 +11,6 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
-#include <torch/nn/modules/pooling.h>
 #include <torch/nn/modules/activation.h>
 
 namespace {
@@ -26,7 +26,7 @@ struct SmallCnnImpl : torch::nn::Module {
         features->push_back(torch::nn::ReLU(torch::nn::ReLUOptions().inplace(true)));
         channels = out;
       }
-      features->push_back(torch::nn::MaxPool2d(2));
+      features->push_back(ssld::MaxPool2d(2));
     }
     register_module("features", features);
     dropout_ = register_module("dropout", torch::nn::Dropout(dropout));
