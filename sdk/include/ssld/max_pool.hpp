@@ -1,8 +1,8 @@
 // ssld::max_pool2d and ssld::MaxPool2d: at::max_pool2d's results bit for bit (values, and the
 // input each gradient goes to), faster on the CPU. libtorch 1.13 pools a contiguous NCHW float
-// tensor one window at a time (2.7 ms for the demo student's first pool, 128x8x28x28, on two
+// tensor one window at a time (2.4-2.5 ms for the demo student's first pool, 128x8x28x28, on two
 // AVX-512 cores); its channels-last kernel vectorizes across channels and, with the copies there
-// and back, takes about a third of that (tests/bench/max_pool_bench.cpp). The forward runs there;
+// and back, took 0.8-1.2 ms (tests/bench/max_pool_bench.cpp). The forward runs there;
 // the backward runs libtorch's NCHW kernel on the indices found, which are plane-local
 // (h * width + w) in both layouts and follow the same rule: the first maximum in row-major order
 // wins, and a NaN always does. Other dtypes, devices and layouts, and every call while
