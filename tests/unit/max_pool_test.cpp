@@ -4,7 +4,6 @@
 #include <ssld/inference_graph.hpp>
 #include <ssld/max_pool.hpp>
 
-#include <ATen/ops/full.h>
 #include <ATen/ops/max_pool2d_with_indices.h>
 #include <ATen/ops/randint.h>
 #include <ATen/ops/randn.h>
@@ -13,7 +12,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <limits>
 
 namespace {
@@ -75,7 +73,7 @@ TEST(MaxPool, TakesTheDemoStudentsShapesAndTheResNetStem) {
   at::manual_seed(1);
   for (const auto& [input, kernel, stride, padding] :
        {std::tuple{at::randn({128, 8, 28, 28}).relu_(), 2, 2, 0}, std::tuple{at::randn({2, 64, 112, 112}), 3, 2, 1}}) {
-    ASSERT_TRUE(ssld::max_pool_detail::has_fast_path(input, kernel, stride, padding));
+    ASSERT_TRUE(ssld::max_pool_detail::has_fast_path(input));
     expect_same_bits(ssld::max_pool2d(input, kernel, stride, padding),
                      at::max_pool2d(input, {kernel, kernel}, {stride, stride}, {padding, padding}), "fast path");
   }
@@ -86,19 +84,31 @@ TEST(MaxPool, WhatTheKernelDoesNotTakeGoesToLibtorch) {
   const at::Tensor cases[] = {input.to(at::kDouble), input.contiguous(at::MemoryFormat::ChannelsLast),
                               input.transpose(2, 3), input.to(at::kBFloat16)};
   for (const at::Tensor& x : cases) {
-    EXPECT_FALSE(ssld::max_pool_detail::has_fast_path(x, 2, 2, 0)) << x.toString();
+    EXPECT_FALSE(ssld::max_pool_detail::has_fast_path(x)) << x.toString();
     EXPECT_TRUE(at::equal(ssld::max_pool2d(x, 2, 2, 0), at::max_pool2d(x, {2, 2}, {2, 2}))) << x.toString();
   }
-  // Arguments libtorch refuses are refused the same way (padding over half the kernel).
-  EXPECT_FALSE(ssld::max_pool_detail::has_fast_path(input, 2, 2, 2));
+  // Arguments libtorch refuses are refused by libtorch, on the fast path too (padding over half
+  // the kernel, a window larger than the padded image).
+  ASSERT_TRUE(ssld::max_pool_detail::has_fast_path(input));
   EXPECT_THROW(ssld::max_pool2d(input, 2, 2, 2), c10::Error);
+  EXPECT_THROW(ssld::max_pool2d(input, 11, 1, 1), c10::Error);
 }
 
-TEST(MaxPool, ATracedGraphPoolsItsInputNotTheTraceBatch) {
+// While the tracer records, the pool is at::max_pool2d itself, which a frozen graph turns into
+// oneDNN's pooling; the graph then pools any input.
+TEST(MaxPool, ATracedGraphRecordsLibtorchsPoolAndPoolsItsInput) {
   ssld::MaxPool2d pool(2);
   at::Tensor traced_output;
+  int traced_calls = 0, fast_calls_while_tracing = 0;
   torch::jit::Module graph = ssld::trace_for_inference(
-      [&](const at::Tensor& x) { return pool->forward(x); }, at::randn({4, 3, 8, 8}), traced_output);
+      [&](const at::Tensor& x) {
+        ++traced_calls;
+        fast_calls_while_tracing += ssld::max_pool_detail::has_fast_path(x);
+        return pool->forward(x);
+      },
+      at::randn({4, 3, 8, 8}), traced_output);
+  EXPECT_EQ(traced_calls, 1);
+  EXPECT_EQ(fast_calls_while_tracing, 0);
   const at::Tensor other = at::randn({4, 3, 8, 8});
   const at::Tensor pooled = graph.forward({other}).toTensor();
   EXPECT_TRUE(at::equal(pooled, at::max_pool2d(other, {2, 2}, {2, 2})));

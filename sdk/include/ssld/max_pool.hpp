@@ -25,12 +25,11 @@
 namespace ssld {
 namespace max_pool_detail {
 
-// A contiguous NCHW float CPU tensor, with arguments at::max_pool2d accepts, outside a trace.
-inline bool has_fast_path(const at::Tensor& input, int64_t kernel, int64_t stride, int64_t padding) {
+// A contiguous NCHW float CPU tensor, outside a trace. The arguments are libtorch's to check:
+// at::max_pool2d_with_indices refuses bad ones with its own error on either path.
+inline bool has_fast_path(const at::Tensor& input) {
   return input.defined() && input.device().is_cpu() && input.scalar_type() == at::kFloat && input.dim() == 4 &&
-         input.numel() > 0 && input.is_contiguous() && kernel > 0 && stride > 0 && padding >= 0 &&
-         padding <= kernel / 2 && input.size(2) + 2 * padding >= kernel && input.size(3) + 2 * padding >= kernel &&
-         !torch::jit::tracer::isTracing();
+         input.is_contiguous() && !torch::jit::tracer::isTracing();
 }
 
 // Output and indices, both contiguous NCHW, as at::max_pool2d_with_indices returns them.
@@ -68,7 +67,7 @@ class MaxPool2dFunction : public torch::autograd::Function<MaxPool2dFunction> {
 
 // at::max_pool2d(input, kernel, stride, padding) with square windows, floor mode, dilation 1.
 inline at::Tensor max_pool2d(const at::Tensor& input, int64_t kernel, int64_t stride, int64_t padding = 0) {
-  if (!max_pool_detail::has_fast_path(input, kernel, stride, padding))
+  if (!max_pool_detail::has_fast_path(input))
     return at::max_pool2d(input, {kernel, kernel}, {stride, stride}, {padding, padding});
   return max_pool_detail::MaxPool2dFunction::apply(input, kernel, stride, padding);
 }
